@@ -1,0 +1,103 @@
+"""Errors raised by provgate.
+
+Every failure provgate reports is a :class:`ProvgateError`. The tree::
+
+    ProvgateError
+    ├── InputError                 bad input a user can fix (exit code 2)
+    │   ├── LicenseError           not a known SPDX license identifier
+    │   └── ConfigError            $PROVGATE_HOME missing, corrupt or unusable
+    ├── FormatError                outside bytes that do not parse (envelope,
+    │                              statement, checkpoint note, receipt, rows)
+    ├── CanonicalizationError      a value RFC 8785 cannot represent
+    ├── KeyStoreError              key files: missing, wrong mode, unreadable
+    ├── LedgerError                the ledger cannot be read or written
+    └── VerificationError          something does not verify (exit code 1)
+        ├── SignatureError         a signature is invalid
+        ├── UntrustedKeyError      signed by a key the trust store does not allow
+        ├── RevokedKeyError        signed by a revoked key
+        ├── ProofError             an inclusion or consistency proof fails
+        └── LedgerIntegrityError   the stored log disagrees with its checkpoints
+
+Lower-layer exceptions (``OSError``, ``sqlite3.Error``, ``ValueError`` from
+parsers, ``cryptography`` errors) are mapped to the most specific class here
+with ``raise ... from exc``; callers never need to catch anything else.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CanonicalizationError",
+    "ConfigError",
+    "FormatError",
+    "InputError",
+    "KeyStoreError",
+    "LedgerError",
+    "LedgerIntegrityError",
+    "LicenseError",
+    "ProofError",
+    "ProvgateError",
+    "RevokedKeyError",
+    "SignatureError",
+    "UntrustedKeyError",
+    "VerificationError",
+]
+
+
+class ProvgateError(Exception):
+    """Root of every error provgate raises."""
+
+    exit_code = 2
+
+
+class InputError(ProvgateError):
+    """Input a user can correct: a missing path, an unreadable or malformed file."""
+
+
+class LicenseError(InputError):
+    """A license identifier that is not a known SPDX license or expression."""
+
+
+class ConfigError(InputError):
+    """``$PROVGATE_HOME`` is missing, incomplete or corrupt."""
+
+
+class FormatError(ProvgateError):
+    """Bytes from outside (envelope, statement, note, receipt, rows) that do not parse."""
+
+
+class CanonicalizationError(ProvgateError):
+    """A value that has no RFC 8785 canonical form (NaN, huge int, lone surrogate, unknown type)."""
+
+
+class KeyStoreError(ProvgateError):
+    """A signing key cannot be created, found or loaded safely."""
+
+
+class LedgerError(ProvgateError):
+    """The ledger's storage cannot be read or written."""
+
+
+class VerificationError(ProvgateError):
+    """Something that should verify does not; ``exit_code`` 1."""
+
+    exit_code = 1
+
+
+class SignatureError(VerificationError):
+    """A signature does not verify over the bytes it claims to sign."""
+
+
+class UntrustedKeyError(VerificationError):
+    """A signature by a key the trust store does not allow for this record."""
+
+
+class RevokedKeyError(VerificationError):
+    """A signature by a key that has been revoked; records it signed no longer verify."""
+
+
+class ProofError(VerificationError):
+    """An inclusion or consistency proof does not hold."""
+
+
+class LedgerIntegrityError(VerificationError):
+    """The stored log disagrees with itself or with its signed checkpoints."""
