@@ -1,0 +1,29 @@
+# The README's two set-up commands. Both bootstrap .venv on a fresh machine
+# that has only Python 3.11+ (uv and nox are installed into .venv by pip).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+            && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: demo test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "provgate needs Python >= 3.11 on PATH" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cli_tour.sh
+
+test: $(BIN)/.installed
+	$(BIN)/nox
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .nox .provgate-demo
