@@ -1,0 +1,133 @@
+"""Ledger benchmark: signed appends per second and full-ledger verification.
+
+    python benchmarks/ledger.py [--records 20000] [--batch 1000]
+
+Measures, on a fresh home in a temporary directory:
+  * one recorded step (canonicalize, sign, append, commit) — µs per step,
+    next to its peer: openlineage-python writing one unsigned RunEvent to a
+    file with its FileTransport (if openlineage-python is installed);
+  * signed appends per second, batched (``Recorder.record_many``);
+  * full-ledger verification (``provgate verify``'s work) in records per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prov_core.home import init_home  # noqa: E402
+from prov_core.step import Artifact, Recorder, record_step, step_statement  # noqa: E402
+from prov_core.verify import verify_home  # noqa: E402
+
+
+def _artifacts(i: int) -> tuple[list[Artifact], list[Artifact]]:
+    inputs = [Artifact(name=f"raw/part-{i}.parquet", sha256=f"{i:064x}", blake3=f"{i + 1:064x}")]
+    outputs = [Artifact(name=f"clean/part-{i}.parquet", sha256=f"{i + 2:064x}", blake3=f"{i:064x}")]
+    return inputs, outputs
+
+
+def bench_single(recorder: Recorder, n: int) -> float:
+    """Median µs per recorded step over n steps, each its own transaction."""
+    times = []
+    for i in range(n):
+        inputs, outputs = _artifacts(i)
+        t = time.perf_counter()
+        record_step(
+            recorder, "clean", inputs=inputs, outputs=outputs,
+            parameters={"threshold": 3, "lang": "en"},
+            orchestrator={"name": "bench", "run_id": f"run-{i}", "task": "clean", "attempt": 1},
+        )  # fmt: skip
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def bench_openlineage(tmp: Path, n: int) -> float | None:
+    """Median µs for openlineage-python to write one unsigned RunEvent to a file."""
+    try:
+        from openlineage.client import OpenLineageClient
+        from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent
+        from openlineage.client.event_v2 import RunState
+        from openlineage.client.transport.file import FileConfig, FileTransport
+    except ImportError:
+        return None
+    import uuid
+    from datetime import UTC, datetime
+
+    transport = FileTransport(FileConfig(log_file_path=str(tmp / "ol.jsonl"), append=True))
+    client = OpenLineageClient(transport=transport)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        client.emit(
+            RunEvent(
+                eventType=RunState.COMPLETE,
+                eventTime=datetime.now(UTC).isoformat(),
+                run=Run(runId=str(uuid.uuid4())),
+                job=Job(namespace="bench", name="clean"),
+                producer="https://provgate.dev/bench",
+                inputs=[InputDataset(namespace="bench", name=f"raw/part-{i}.parquet")],
+                outputs=[OutputDataset(namespace="bench", name=f"clean/part-{i}.parquet")],
+            )
+        )
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def bench_batched(recorder: Recorder, n: int, batch: int) -> float:
+    """Signed appends per second with ``batch`` statements per transaction."""
+    from prov_core.step import CodeIdentity, _StepSpec
+
+    statements = []
+    for i in range(n):
+        inputs, outputs = _artifacts(i)
+        spec = _StepSpec(
+            name="clean", inputs=inputs, outputs=outputs, code=CodeIdentity(),
+            parameters={"i": i}, environment={}, orchestrator={"name": "bench", "run_id": str(i)},
+            started_on=None, finished_on=None, build_type="https://provgate.dev/step/v1",
+        )  # fmt: skip
+        statements.append(step_statement(spec))
+    t = time.perf_counter()
+    for start in range(0, n, batch):
+        recorder.record_many(statements[start : start + batch])
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--single", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        home, _ = init_home(Path(tmp) / "home")
+        with Recorder.from_home(home) as recorder:
+            single = bench_single(recorder, args.single)
+            peer = bench_openlineage(Path(tmp), args.single)
+            batched = bench_batched(recorder, args.records, args.batch)
+        print(f"single recorded step      {single:8.1f} µs  (target <= 150 µs)")
+        if peer is not None:
+            print(f"openlineage file emit     {peer:8.1f} µs  (unsigned; ratio ours/peer "
+                  f"{single / peer:.2f})")  # fmt: skip
+        else:
+            print("openlineage file emit     (openlineage-python not installed: pip install "
+                  "'provgate[openlineage]')")  # fmt: skip
+        print(f"batched signed appends    {batched:8.0f} /s  (batch {args.batch}; target >= 10,000/s)")
+        total = args.records + args.single
+        t = time.perf_counter()
+        report = verify_home(home)
+        elapsed = time.perf_counter() - t
+        assert report.ok, report.problems[:3]
+        print(f"full verification         {total / elapsed:8.0f} records/s ({total} in {elapsed:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

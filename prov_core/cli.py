@@ -1,0 +1,383 @@
+"""The ``provgate`` command.
+
+The contract users script against (see README): every ``--json`` output is one
+JSON document on stdout, human output goes to stderr or the terminal, and the
+exit codes are 0 success, 1 verification failed or refused, 2 usage or input
+error. ``provgate digest`` takes a lean path that imports neither typer nor
+rich, so its start-up stays close to ``b3sum``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import typer
+
+    from prov_core.home import Home
+
+__all__ = ["main"]
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    from prov_core.errors import ProvgateError
+
+    code = exc.exit_code if isinstance(exc, ProvgateError) else 2
+    sys.stderr.write(f"provgate: error: {exc}\n")
+    raise SystemExit(code)
+
+
+# --- provgate digest: the lean path -------------------------------------------
+
+
+def _digest_main(argv: list[str]) -> int:
+    """``provgate digest PATH... [--json]`` without importing typer or rich."""
+    import argparse
+
+    from prov_core.errors import ProvgateError
+
+    parser = argparse.ArgumentParser(
+        prog="provgate digest",
+        description="Print the BLAKE3 digest of files or directories, as b3sum does "
+        "(HEX  PATH); record nothing.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument(
+        "--json", action="store_true", help='print {"blake3", "sha256_subject", "files", "bytes"}'
+    )
+    args = parser.parse_args(argv)
+    from prov_core.digest import digest_path
+
+    docs = []
+    try:
+        for p in args.paths:
+            tree = digest_path(Path(p))
+            if args.json:
+                docs.append(
+                    {
+                        "path": p,
+                        "blake3": tree.blake3,
+                        "sha256_subject": tree.sha256_subject,
+                        "files": len(tree.files),
+                        "bytes": tree.bytes,
+                    }
+                )
+            else:
+                sys.stdout.write(f"{tree.blake3}  {p}\n")
+    except ProvgateError as exc:
+        _fail(exc)
+    if args.json:
+        if len(docs) == 1:
+            del docs[0]["path"]
+            _emit_json(docs[0])
+        else:
+            _emit_json(docs)
+    return 0
+
+
+# --- the typer application ----------------------------------------------------
+
+
+def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps the CLI in one place
+    import typer
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    app = typer.Typer(
+        name="provgate",
+        help="Signed, tamper-evident provenance for ML data: digest, ingest, verify, prove.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    log_app = typer.Typer(help="The Merkle log: checkpoints and proofs.", no_args_is_help=True)
+    keys_app = typer.Typer(help="Signing keys: list, rotate, revoke.", no_args_is_help=True)
+    app.add_typer(log_app, name="log")
+    app.add_typer(keys_app, name="keys")
+    state: dict[str, Path | None] = {"home": None}
+
+    @app.callback()
+    def _root(
+        home: Path | None = typer.Option(
+            None, "--home", envvar="PROVGATE_HOME", help="provgate home (default ./.provgate)"
+        ),
+    ) -> None:
+        state["home"] = home
+
+    @contextmanager
+    def errors() -> Iterator[None]:
+        from prov_core.errors import ProvgateError
+
+        try:
+            yield
+        except ProvgateError as exc:
+            _fail(exc)
+
+    def opened() -> Home:
+        from prov_core.home import open_home
+
+        return open_home(state["home"])
+
+    def progress_bar(description: str, total: int | None) -> Any:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        return Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+
+    @app.command()
+    def init() -> None:
+        """Create $PROVGATE_HOME with a signing key, trust store and ledger (idempotent)."""
+        from prov_core.home import init_home
+
+        with errors():
+            home, created = init_home(state["home"])
+            keyid = home.trust().active()
+            verb = "created" if created else "already initialised"
+            err.print(f"{verb}: {home.path}  (origin {home.origin}, signing key {keyid})")
+
+    @app.command()
+    def ingest(
+        path: Path = typer.Argument(..., help="a file (CSV, Parquet, JSON Lines: one id per row) "
+                                    "or a directory (one id per file)"),
+        source: str = typer.Option(..., "--source", help="where the data came from (URI)"),
+        license: str = typer.Option(..., "--license", help="SPDX license identifier or expression"),
+        method: str = typer.Option("unspecified", "--method", help="collection method"),
+        issuer: str | None = typer.Option(None, "--issuer", help="who issued the data"),
+        license_url: str | None = typer.Option(None, "--license-url"),
+        geography: str | None = typer.Option(None, "--geography", help="origin geography"),
+        confidentiality: str | None = typer.Option(None, "--confidentiality"),
+        consent: str | None = typer.Option(None, "--consent", help="where consent is recorded"),
+        intended_use: str | None = typer.Option(None, "--intended-use"),
+        files: bool = typer.Option(False, "--files", help="one sample per file even for tables"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    ) -> None:
+        """Digest each row or file, sign the ingest record and append it to the ledger."""
+        from prov_core.ingest import IngestRequest, ingest_path
+        from prov_core.step import Recorder
+
+        with errors():
+            home = opened()
+            request = IngestRequest(
+                source=source,
+                license=license,
+                method=method,
+                issuer=issuer,
+                license_url=license_url,
+                geography=geography,
+                confidentiality=confidentiality,
+                consent_location=consent,
+                intended_use=intended_use,
+                per_file=files,
+            )
+            with progress_bar("digesting", None) as bar, Recorder.from_home(home) as recorder:
+                task = bar.add_task("digesting", total=None)
+                result = ingest_path(
+                    recorder, path, request, progress=lambda n: bar.update(task, advance=n)
+                )
+            doc = {
+                "log_index": result.attestation.log_index,
+                "envelope_sha256": result.attestation.envelope_sha256,
+                "root": result.root,
+                "samples": result.samples,
+            }
+            if as_json:
+                _emit_json(doc)
+            else:
+                err.print(
+                    f"ingested {result.samples} {result.unit} from {path}\n"
+                    f"  log index  {result.attestation.log_index}\n"
+                    f"  root       {result.root}\n"
+                    f"  envelope   sha256:{result.attestation.envelope_sha256}"
+                )
+
+    @app.command()
+    def show(
+        index: int = typer.Argument(..., help="0-based log index"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Print a ledger entry: the DSSE envelope and its decoded statement."""
+        from prov_core.records import decode_entry
+
+        with errors():
+            home = opened()
+            with home.open_ledger() as ledger:
+                envelope, statement = decode_entry(ledger.entry(index))
+            if as_json:
+                _emit_json({"envelope": envelope, "statement": statement})
+            else:
+                sys.stdout.write(
+                    json.dumps({"envelope": envelope, "statement": statement}, indent=2) + "\n"
+                )
+
+    @app.command()
+    def verify(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Verify the whole ledger: signatures, trust, and the Merkle tree against checkpoints."""
+        from prov_core.verify import verify_home
+
+        with errors():
+            home = opened()
+            report = verify_home(home)
+        if as_json:
+            _emit_json(report.to_dict())
+        else:
+            for problem in report.problems:
+                err.print(f"[red]FAIL[/red] {problem}")
+            status = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
+            err.print(
+                f"{status}: {report.entries} entries, checkpoint size {report.checkpoint_size}, "
+                f"{len(report.problems)} problem(s)"
+            )
+        raise typer.Exit(0 if report.ok else 1)
+
+    @log_app.command("checkpoint")
+    def log_checkpoint() -> None:
+        """Print the latest signed checkpoint (C2SP signed-note text)."""
+        from prov_core.errors import LedgerError
+
+        with errors():
+            home = opened()
+            with home.open_ledger() as ledger:
+                note = ledger.latest_checkpoint()
+            if note is None:
+                raise LedgerError("the ledger is empty: no checkpoint yet")
+            sys.stdout.write(note.decode())
+
+    @log_app.command("prove")
+    def log_prove(
+        index: int = typer.Argument(..., help="0-based log index"),
+        size: int | None = typer.Option(None, "--size", help="tree size (default: latest)"),
+        as_json: bool = typer.Option(False, "--json"),
+        receipt: bool = typer.Option(False, "--receipt", help="print a C2SP tlog-proof@v1"),
+    ) -> None:
+        """Print an inclusion proof of entry INDEX in the tree of SIZE entries."""
+        from prov_core.records import inclusion_proof
+
+        with errors():
+            home = opened()
+            with home.open_ledger() as ledger:
+                if receipt:
+                    sys.stdout.write(ledger.receipt(index, size).decode())
+                    return
+                doc = inclusion_proof(ledger, index, size)
+            if as_json:
+                _emit_json(doc)
+            else:
+                err.print(f"entry {doc['leaf_index']} in tree of {doc['tree_size']} entries")
+                err.print(f"leaf hash {doc['leaf_hash']}\nroot hash {doc['root_hash']}")
+                for i, h in enumerate(doc["audit_path"]):
+                    sys.stdout.write(f"{i:3d} {h}\n")
+
+    @log_app.command("consistency")
+    def log_consistency(
+        old: int = typer.Argument(..., help="older tree size"),
+        new: int = typer.Argument(..., help="newer tree size"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Print a consistency proof between tree sizes OLD and NEW."""
+        from prov_core.records import consistency_proof
+
+        with errors():
+            home = opened()
+            with home.open_ledger() as ledger:
+                doc = consistency_proof(ledger, old, new)
+            if as_json:
+                _emit_json(doc)
+            else:
+                err.print(f"old {doc['old_size']} root {doc['old_root']}")
+                err.print(f"new {doc['new_size']} root {doc['new_root']}")
+                for i, h in enumerate(doc["path"]):
+                    sys.stdout.write(f"{i:3d} {h}\n")
+
+    @app.command()
+    def digest(
+        paths: list[Path] = typer.Argument(..., help="files or directories"),  # noqa: B008
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Print BLAKE3 digests as b3sum does (HEX  PATH), recording nothing."""
+        raise typer.Exit(_digest_main([*map(str, paths), *(["--json"] if as_json else [])]))
+
+    @keys_app.command("list")
+    def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
+        """List the trust store's keys: key id, public key, status, note name."""
+        with errors():
+            home = opened()
+            rows = [
+                {
+                    "keyid": e.keyid,
+                    "public_key": e.public_key_pem,
+                    "status": e.status,
+                    "note_name": e.note_name,
+                }
+                for e in home.trust().entries()
+            ]
+        if as_json:
+            _emit_json(rows)
+        else:
+            for r in rows:
+                sys.stdout.write(f"{r['keyid']}  {r['status']:8s}  {r['note_name']}\n")
+
+    @keys_app.command("rotate")
+    def keys_rotate(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Make a new active signing key; the old one is retired (its records stay valid)."""
+        from prov_core.key_events import rotate_key
+
+        with errors():
+            event = rotate_key(opened())
+        if as_json:
+            _emit_json(event)
+        else:
+            err.print(f"new active key {event['new_keyid']}; retired {event['old_keyid']}")
+
+    @keys_app.command("revoke")
+    def keys_revoke(
+        keyid: str = typer.Argument(..., help="key id (as `keys list` shows it)"),
+        reason: str = typer.Option("unspecified", "--reason"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Revoke a key: every record it signed fails verification from now on."""
+        from prov_core.key_events import revoke_key
+
+        with errors():
+            event = revoke_key(opened(), keyid, reason)
+        if as_json:
+            _emit_json(event)
+        else:
+            err.print(f"revoked {keyid}: {reason}")
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``provgate`` console script."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["digest"]:
+        raise SystemExit(_digest_main(args[1:]))
+    app = _build_app()
+    app(args=args, prog_name="provgate")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""``$PROVGATE_HOME``: where the embedded defaults live.
+
+Layout (created by :func:`init_home`, idempotently)::
+
+    $PROVGATE_HOME/            default ./.provgate, mode 0700
+      config.json              {"version": 1, "origin": "...", "ledger": "ledger.sqlite"}
+      trust.json               the trust store (which keys may sign what)
+      keys/                    mode 0700; KEYID.pem, mode 0600 (PKCS#8 Ed25519)
+      ledger.sqlite            the append-only Merkle log (SQLite, WAL)
+
+``origin`` names the log in its checkpoints (C2SP tlog-checkpoint origin line)
+and is the signed-note key name of every key of this home. The signing key is
+the trust store's active key, unless ``PROVGATE_SIGNING_KEY`` holds a PEM key
+(how an orchestrator's secret store hands a worker its key); such a key must
+be in the trust store to produce records that verify.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prov_core.errors import ConfigError, KeyStoreError
+
+if TYPE_CHECKING:
+    from prov_core.ledger.base import Ledger
+    from prov_core.signing import Ed25519Signer
+    from prov_core.trust import TrustStore
+
+__all__ = ["CONFIG_VERSION", "Home", "default_home_path", "init_home", "open_home"]
+
+CONFIG_VERSION = 1
+_CONFIG = "config.json"
+_TRUST = "trust.json"
+_KEYS = "keys"
+_LEDGER = "ledger.sqlite"
+
+
+def default_home_path() -> Path:
+    """``$PROVGATE_HOME`` if set, else ``./.provgate``."""
+    return Path(os.environ.get("PROVGATE_HOME") or ".provgate")
+
+
+@dataclass
+class Home:
+    """An opened ``$PROVGATE_HOME``: its config, trust store, signer and ledger."""
+
+    path: Path
+    origin: str
+    ledger_name: str
+
+    @property
+    def trust_path(self) -> Path:
+        return self.path / _TRUST
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / _KEYS
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.path / self.ledger_name
+
+    def trust(self) -> TrustStore:
+        """Load the trust store (fresh from disk each call)."""
+        from prov_core.trust import TrustStore
+
+        return TrustStore.load(self.trust_path)
+
+    @cached_property
+    def signer(self) -> Ed25519Signer:
+        """The signing key: ``PROVGATE_SIGNING_KEY`` (PEM) or the active key in ``keys/``."""
+        from prov_core import signing
+
+        if os.environ.get("PROVGATE_SIGNING_KEY"):
+            return signing.signer_from_env()
+        active = self.trust().active()
+        if active is None:
+            raise KeyStoreError(
+                f"no active signing key in {self.trust_path}; run `provgate keys rotate`"
+            )
+        return signing.load_signer(self.keys_dir / f"{active}.pem")
+
+    def open_ledger(self) -> Ledger:
+        """Open the ledger; its checkpoints are signed with :attr:`signer`."""
+        from prov_core.ledger.sqlite import SqliteLedger
+
+        return SqliteLedger(self.ledger_path, origin=self.origin, note_signer=self.note_signer())
+
+    def note_signer(self) -> Any:
+        """The signed-note key that signs this home's checkpoints."""
+        from prov_core.ledger.checkpoint import NoteSigner
+
+        return NoteSigner(self.origin, self.signer.private_key)
+
+    def note_verifiers(self) -> list[Any]:
+        """A note verifier for every key in the trust store that is not revoked."""
+        from prov_core.ledger.checkpoint import NoteVerifier
+
+        return [
+            NoteVerifier(self.origin, entry.public_key)
+            for entry in self.trust().entries()
+            if entry.status != "revoked"
+        ]
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    file = path / _CONFIG
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} is not a provgate home (no {_CONFIG}); run `provgate init` "
+            "or set PROVGATE_HOME"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}") from exc
+    try:
+        config = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file} is corrupt (not JSON): {exc}") from exc
+    if (
+        not isinstance(config, dict)
+        or config.get("version") != CONFIG_VERSION
+        or not isinstance(config.get("origin"), str)
+        or not isinstance(config.get("ledger"), str)
+    ):
+        raise ConfigError(
+            f"{file} is corrupt: expected version {CONFIG_VERSION} with origin and ledger"
+        )
+    return config
+
+
+def open_home(path: Path | None = None) -> Home:
+    """Open an existing home, or raise :class:`ConfigError` saying how to create one."""
+    path = path or default_home_path()
+    config = _read_config(path)
+    home = Home(path=path, origin=config["origin"], ledger_name=config["ledger"])
+    if not home.trust_path.exists():
+        raise ConfigError(f"{home.trust_path} is missing; the home at {path} is incomplete")
+    return home
+
+
+def init_home(path: Path | None = None) -> tuple[Home, bool]:
+    """Create a home with a signing key, trust store and empty ledger; idempotent.
+
+    Returns the home and whether anything was created. An existing complete home is
+    left as it is; a half-created one (e.g. interrupted) is completed.
+    """
+    from prov_core import signing
+    from prov_core.trust import TrustStore
+
+    path = path or default_home_path()
+    created = False
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a directory")
+    if not (path / _CONFIG).exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config = {
+            "version": CONFIG_VERSION,
+            "origin": f"provgate.local/{secrets.token_hex(8)}",
+            "ledger": _LEDGER,
+        }
+        _write_atomic(path / _CONFIG, json.dumps(config, indent=2).encode() + b"\n")
+        created = True
+    config = _read_config(path)
+    home = Home(path=path, origin=config["origin"], ledger_name=config["ledger"])
+    home.keys_dir.mkdir(mode=0o700, exist_ok=True)
+    if not home.trust_path.exists():
+        signer = signing.generate_key(home.keys_dir)
+        store = TrustStore.empty()
+        store.add(signer, note_name=home.origin)
+        store.save(home.trust_path)
+        created = True
+    ledger_existed = home.ledger_path.exists()
+    home.open_ledger().close()
+    return home, created or not ledger_existed
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,87 @@
+"""Fixtures shared by the core tests: a CLI runner and an initialised home."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DATA = REPO / "examples" / "data"
+
+
+def require_services() -> bool:
+    """CI sets PROVGATE_REQUIRE_SERVICES=1: a missing service is then a failure."""
+    return os.environ.get("PROVGATE_REQUIRE_SERVICES") == "1"
+
+
+def vendor_dir() -> Path | None:
+    """``../shared/vendor`` beside the repository (or PROVGATE_VENDOR_DIR)."""
+    path = Path(os.environ.get("PROVGATE_VENDOR_DIR") or REPO.parent / "shared" / "vendor")
+    return path if path.is_dir() else None
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Cli:
+    """Runs ``provgate`` in-process with PROVGATE_HOME pointing at ``home``."""
+
+    home: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *args: str) -> Result:
+        from prov_core.cli import main
+
+        self.capsys.readouterr()
+        code = 0
+        try:
+            main(["--home", str(self.home), *args] if args[:1] != ("digest",) else list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.delenv("PROVGATE_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("PROVGATE_HOME", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    return Cli(home=tmp_path / "home", capsys=capsys)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A private copy of the bundled demo dataset."""
+    dest = tmp_path / "data"
+    shutil.copytree(DEMO_DATA, dest)
+    return dest
+
+
+@pytest.fixture
+def populated(cli: Cli, data: Path) -> Iterator[Cli]:
+    """A home with three ingest records: rows, files, rows again."""
+    assert cli("init").code == 0
+    for args in (
+        [str(data / "reviews.csv"), "--source", "https://example.org/r", "--license", "CC0-1.0"],
+        [str(data / "docs"), "--source", "file://docs", "--license", "CC-BY-4.0"],
+        [str(data / "reviews.csv"), "--source", "https://example.org/r2", "--license", "MIT"],
+    ):
+        result = cli("ingest", *args, "--json")
+        assert result.code == 0, result.err
+    yield cli
