@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prov_core.home import init_home  # noqa: E402
-from prov_core.step import Artifact, Recorder, record_step, step_statement  # noqa: E402
-from prov_core.verify import verify_home  # noqa: E402
+from prov_core.home import init_home
+from prov_core.step import Artifact, Recorder, record_step, step_statement
+from prov_core.verify import verify_home
 
 
 def _artifacts(i: int) -> tuple[list[Artifact], list[Artifact]]:
@@ -53,8 +53,14 @@ def bench_openlineage(tmp: Path, n: int) -> float | None:
     """Median µs for openlineage-python to write one unsigned RunEvent to a file."""
     try:
         from openlineage.client import OpenLineageClient
-        from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent
-        from openlineage.client.event_v2 import RunState
+        from openlineage.client.event_v2 import (
+            InputDataset,
+            Job,
+            OutputDataset,
+            Run,
+            RunEvent,
+            RunState,
+        )
         from openlineage.client.transport.file import FileConfig, FileTransport
     except ImportError:
         return None
@@ -106,7 +112,9 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         home, _ = init_home(Path(tmp) / "home")
         with Recorder.from_home(home) as recorder:
@@ -120,13 +128,17 @@ def main() -> None:
         else:
             print("openlineage file emit     (openlineage-python not installed: pip install "
                   "'provgate[openlineage]')")  # fmt: skip
-        print(f"batched signed appends    {batched:8.0f} /s  (batch {args.batch}; target >= 10,000/s)")
+        print(
+            f"batched signed appends    {batched:8.0f} /s  (batch {args.batch}; target >= 10,000/s)"
+        )
         total = args.records + args.single
         t = time.perf_counter()
         report = verify_home(home)
         elapsed = time.perf_counter() - t
         assert report.ok, report.problems[:3]
-        print(f"full verification         {total / elapsed:8.0f} records/s ({total} in {elapsed:.2f} s)")
+        print(
+            f"full verification         {total / elapsed:8.0f} records/s ({total} in {elapsed:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

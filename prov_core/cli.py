@@ -87,7 +87,7 @@ def _digest_main(argv: list[str]) -> int:
 # --- the typer application ----------------------------------------------------
 
 
-def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps the CLI in one place
+def _build_app() -> typer.Typer:
     import typer
     from rich.console import Console
 
@@ -127,7 +127,7 @@ def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps t
 
         return open_home(state["home"])
 
-    def progress_bar(description: str, total: int | None) -> Any:
+    def progress_bar() -> Any:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -160,8 +160,11 @@ def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps t
 
     @app.command()
     def ingest(
-        path: Path = typer.Argument(..., help="a file (CSV, Parquet, JSON Lines: one id per row) "
-                                    "or a directory (one id per file)"),
+        path: Path = typer.Argument(
+            ...,
+            help="a file (CSV, Parquet, JSON Lines: one id per row) "
+            "or a directory (one id per file)",
+        ),
         source: str = typer.Option(..., "--source", help="where the data came from (URI)"),
         license: str = typer.Option(..., "--license", help="SPDX license identifier or expression"),
         method: str = typer.Option("unspecified", "--method", help="collection method"),
@@ -192,7 +195,7 @@ def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps t
                 intended_use=intended_use,
                 per_file=files,
             )
-            with progress_bar("digesting", None) as bar, Recorder.from_home(home) as recorder:
+            with progress_bar() as bar, Recorder.from_home(home) as recorder:
                 task = bar.add_task("digesting", total=None)
                 result = ingest_path(
                     recorder, path, request, progress=lambda n: bar.update(task, advance=n)
@@ -244,7 +247,7 @@ def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps t
             _emit_json(report.to_dict())
         else:
             for problem in report.problems:
-                err.print(f"[red]FAIL[/red] {problem}")
+                err.print(f"[red]FAIL[/red] {problem.kind}: {problem.message}", markup=True)
             status = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
             err.print(
                 f"{status}: {report.entries} entries, checkpoint size {report.checkpoint_size}, "
@@ -313,7 +316,7 @@ def _build_app() -> typer.Typer:  # noqa: C901 - one closure per command keeps t
 
     @app.command()
     def digest(
-        paths: list[Path] = typer.Argument(..., help="files or directories"),  # noqa: B008
+        paths: list[Path] = typer.Argument(..., help="files or directories"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Print BLAKE3 digests as b3sum does (HEX  PATH), recording nothing."""

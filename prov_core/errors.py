@@ -78,9 +78,17 @@ class LedgerError(ProvgateError):
 
 
 class VerificationError(ProvgateError):
-    """Something that should verify does not; ``exit_code`` 1."""
+    """Something that should verify does not; ``exit_code`` 1.
+
+    ``keyid`` names the key involved, if any; ``reason`` says why it failed.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, keyid: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.keyid = keyid
+        self.reason = reason
 
 
 class SignatureError(VerificationError):

@@ -88,9 +88,9 @@ class Home:
 
     def open_ledger(self) -> Ledger:
         """Open the ledger; its checkpoints are signed with :attr:`signer`."""
-        from prov_core.ledger.sqlite import SqliteLedger
+        from prov_core.ledger.sqlite import SQLiteLedger
 
-        return SqliteLedger(self.ledger_path, origin=self.origin, note_signer=self.note_signer())
+        return SQLiteLedger(self.ledger_path, origin=self.origin, note_signer=self.note_signer())
 
     def note_signer(self) -> Any:
         """The signed-note key that signs this home's checkpoints."""
@@ -161,15 +161,15 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
         raise ConfigError(f"{path} exists and is not a directory")
     if not (path / _CONFIG).exists():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        config = {
+        config: dict[str, Any] = {
             "version": CONFIG_VERSION,
             "origin": f"provgate.local/{secrets.token_hex(8)}",
             "ledger": _LEDGER,
         }
         _write_atomic(path / _CONFIG, json.dumps(config, indent=2).encode() + b"\n")
         created = True
-    config = _read_config(path)
-    home = Home(path=path, origin=config["origin"], ledger_name=config["ledger"])
+    stored = _read_config(path)
+    home = Home(path=path, origin=stored["origin"], ledger_name=stored["ledger"])
     home.keys_dir.mkdir(mode=0o700, exist_ok=True)
     if not home.trust_path.exists():
         signer = signing.generate_key(home.keys_dir)

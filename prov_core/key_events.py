@@ -30,19 +30,19 @@ __all__ = ["revoke_key", "rotate_key"]
 
 def _record(home: Home, signer: Ed25519Signer, event: str, keyid: str, **extra: Any) -> int:
     from prov_core.ledger.checkpoint import NoteSigner
-    from prov_core.ledger.sqlite import SqliteLedger
+    from prov_core.ledger.sqlite import SQLiteLedger
     from prov_core.step import Recorder
 
-    predicate = key_event_predicate(
-        event=event, keyid=keyid, time=datetime.now(UTC), **extra
-    )
+    predicate = key_event_predicate(event=event, keyid=keyid, time=datetime.now(UTC), **extra)
     statement = Statement(
         subjects=[Subject(name=f"key:{keyid}", sha256=keyid)],
         predicate_type=predicate.predicate_type,
         predicate=predicate.to_dict(),
     )
-    ledger = SqliteLedger(
-        home.ledger_path, origin=home.origin, note_signer=NoteSigner(home.origin, signer.private_key)
+    ledger = SQLiteLedger(
+        home.ledger_path,
+        origin=home.origin,
+        note_signer=NoteSigner(home.origin, signer.private_key),
     )
     with Recorder(ledger, signer, origin=home.origin) as recorder:
         return recorder.record(statement).log_index

@@ -255,8 +255,7 @@ class Recorder:
     def record_many(self, statements: Sequence[Statement]) -> list[Attestation]:
         """Sign every statement and append them all in one ledger transaction."""
         leaves = [
-            sign_envelope(st.canonical_bytes(), self.signer).canonical_bytes()
-            for st in statements
+            sign_envelope(st.canonical_bytes(), self.signer).canonical_bytes() for st in statements
         ]
         appended = self.ledger.append(leaves)
         return [

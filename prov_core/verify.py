@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prov_core.errors import FormatError, ProvgateError, VerificationError
+from prov_core.ledger.audit import Problem
 from prov_core.statement import KEY_EVENT_V1, Statement
 
 if TYPE_CHECKING:
@@ -32,34 +33,6 @@ if TYPE_CHECKING:
     from prov_core.trust import TrustStore
 
 __all__ = ["Problem", "VerifyReport", "verify_home", "verify_ledger"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong, with where it is: an entry index or a checkpoint size."""
-
-    kind: str
-    message: str
-    index: int | None = None
-    checkpoint_size: int | None = None
-
-    def __str__(self) -> str:
-        where = (
-            f"entry {self.index}"
-            if self.index is not None
-            else f"checkpoint {self.checkpoint_size}"
-            if self.checkpoint_size is not None
-            else "ledger"
-        )
-        return f"{where}: {self.kind}: {self.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "checkpoint_size": self.checkpoint_size,
-            "kind": self.kind,
-            "message": self.message,
-        }
 
 
 @dataclass
@@ -81,7 +54,10 @@ class VerifyReport:
             "entries": self.entries,
             "checkpoint_size": self.checkpoint_size,
             "root": self.root,
-            "problems": [p.to_dict() for p in self.problems],
+            "problems": [
+                {"index": p.index, "checkpoint_size": p.size, "kind": p.kind, "message": p.message}
+                for p in self.problems
+            ],
         }
 
 
@@ -99,16 +75,16 @@ def verify_ledger(
 ) -> VerifyReport:
     """Check the tree, every entry and the key events; collect every problem."""
     from prov_core.ledger.audit import audit_log
+    from prov_core.ledger.checkpoint import open_checkpoint
 
     report = VerifyReport()
     # 1. The tree against the signed checkpoints.
     audit = audit_log(ledger, note_verifiers)
-    report.checkpoint_size = audit.checkpoint_size
-    report.root = audit.root.hex() if audit.root is not None else None
-    for p in audit.problems:
-        report.problems.append(
-            Problem(kind=p.kind, message=p.message, index=p.index, checkpoint_size=p.checkpoint_size)
-        )
+    report.checkpoint_size = audit.verified_size
+    if audit.verified_size:
+        note = ledger.checkpoint(audit.verified_size)
+        report.root = open_checkpoint(note, note_verifiers).root.hex()
+    report.problems.extend(audit.problems)
     # 2. Every entry on its own.
     retired_at: dict[str, int] = {}
     revoked_in_log: dict[str, int] = {}
@@ -124,8 +100,8 @@ def verify_ledger(
         if status.get(keyid) != "revoked":
             report.problems.append(
                 Problem(
-                    kind="trust store disagrees with ledger",
-                    message=f"key {keyid} was revoked by this entry but the trust store "
+                    kind="trust-mismatch",
+                    message=f"entry {index}: revokes key {keyid} but the trust store "
                     f"lists it as {status.get(keyid, 'absent')}",
                     index=index,
                 )
@@ -143,18 +119,18 @@ def _check_entry(
     from prov_core.signing import Envelope, verify_envelope
 
     def problem(kind: str, message: str) -> Problem:
-        return Problem(kind=kind, message=message, index=index)
+        return Problem(kind=kind, message=f"entry {index}: {message}", index=index)
 
     try:
         envelope = Envelope.parse(leaf)
     except FormatError as exc:
-        return [problem("malformed envelope", str(exc))]
+        return [problem("malformed-envelope", str(exc))]
     if envelope.canonical_bytes() != leaf:
-        return [problem("non-canonical envelope", "stored bytes are not RFC 8785 canonical JSON")]
+        return [problem("non-canonical", "stored bytes are not RFC 8785 canonical JSON")]
     try:
         statement = Statement.parse(envelope.payload)
     except ProvgateError as exc:
-        return [problem("malformed statement", str(exc))]
+        return [problem("malformed-statement", str(exc))]
     problems = []
     try:
         verify_envelope(envelope, trust, predicate_type=statement.predicate_type)
@@ -164,7 +140,7 @@ def _check_entry(
         if sig.keyid in retired_at and retired_at[sig.keyid] < index:
             problems.append(
                 problem(
-                    "signed by a retired key",
+                    "retired-key",
                     f"key {sig.keyid} was retired at entry {retired_at[sig.keyid]}",
                 )
             )
@@ -183,9 +159,9 @@ def _kind(exc: VerificationError) -> str:
     from prov_core.errors import RevokedKeyError, SignatureError, UntrustedKeyError
 
     if isinstance(exc, RevokedKeyError):
-        return "revoked key"
+        return "revoked-key"
     if isinstance(exc, UntrustedKeyError):
-        return "untrusted key"
+        return "untrusted-key"
     if isinstance(exc, SignatureError):
-        return "bad signature"
-    return "verification failed"
+        return "bad-signature"
+    return "unverified"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,7 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def populated(cli: Cli, data: Path) -> Iterator[Cli]:
+def populated(cli: Cli, data: Path) -> Cli:
     """A home with three ingest records: rows, files, rows again."""
     assert cli("init").code == 0
     for args in (
@@ -84,4 +83,4 @@ def populated(cli: Cli, data: Path) -> Iterator[Cli]:
     ):
         result = cli("ingest", *args, "--json")
         assert result.code == 0, result.err
-    yield cli
+    return cli

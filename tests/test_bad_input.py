@@ -89,31 +89,29 @@ def test_malformed_jsonl(ready: Cli, tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path, data: Path) -> None:
     """A file the process may not read: refused by name, nothing appended.
 
-    Tests often run as root, who can read anything: then the CLI runs as
-    user ``nobody`` in a subprocess, on a home that user owns.
+    Tests often run as root, who reads anything: then the CLI runs without the
+    capabilities that bypass file permissions (``setpriv`` drops them).
     """
     exe = Path(sys.executable).with_name("provgate")
-    world = tmp_path / "world"
-    world.mkdir()
-    shutil.copytree(data / "docs", world / "docs")
-    secret = world / "docs" / "secret.md"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    docs = tmp_path / "docs"
+    shutil.copytree(data / "docs", docs)
+    secret = docs / "secret.md"
     secret.write_text("not for you\n")
     secret.chmod(0o000)
-    home = world / "home"
-    kwargs: dict[str, object] = {}
-    if os.geteuid() == 0:
-        for p in (tmp_path, *tmp_path.parents):
-            if p == Path("/"):
-                break
-            p.chmod(p.stat().st_mode | 0o011)
-        world.chmod(0o777)
-        (world / "docs").chmod(0o777)
-        kwargs = {"user": 65534, "group": 65534}
-    env = {**os.environ, "PROVGATE_HOME": str(home), "HOME": str(world)}
+    env = {**os.environ, "PROVGATE_HOME": str(tmp_path / "home")}
     env.pop("PROVGATE_SIGNING_KEY", None)
-    run = lambda *a: subprocess.run([exe, *a], capture_output=True, text=True, env=env, **kwargs)  # noqa: E731
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, exe, *args], capture_output=True, text=True, env=env)
+
     assert run("init").returncode == 0
-    result = run("ingest", str(world / "docs"), "--source", "s:x", "--license", "MIT")
+    result = run("ingest", str(docs), "--source", "s:x", "--license", "MIT")
     assert result.returncode == 2, result.stderr
     assert "secret.md" in result.stderr
     assert "Traceback" not in result.stderr
