@@ -91,7 +91,7 @@ def _build_app() -> typer.Typer:
     import typer
     from rich.console import Console
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     app = typer.Typer(
         name="provgate",
         help="Signed, tamper-evident provenance for ML data: digest, ingest, verify, prove.",

@@ -55,7 +55,13 @@ class VerifyReport:
             "checkpoint_size": self.checkpoint_size,
             "root": self.root,
             "problems": [
-                {"index": p.index, "checkpoint_size": p.size, "kind": p.kind, "message": p.message}
+                {
+                    "index": p.index,
+                    "other_index": p.other_index,
+                    "checkpoint_size": p.size,
+                    "kind": p.kind,
+                    "message": p.message,
+                }
                 for p in self.problems
             ],
         }
@@ -84,7 +90,7 @@ def verify_ledger(
     if audit.verified_size:
         note = ledger.checkpoint(audit.verified_size)
         report.root = open_checkpoint(note, note_verifiers).root.hex()
-    report.problems.extend(audit.problems)
+    report.problems.extend(_name_revoked_checkpoints(ledger, trust, audit.problems))
     # 2. Every entry on its own.
     retired_at: dict[str, int] = {}
     revoked_in_log: dict[str, int] = {}
@@ -109,6 +115,40 @@ def verify_ledger(
     return report
 
 
+def _name_revoked_checkpoints(
+    ledger: Ledger, trust: TrustStore, problems: list[Problem]
+) -> list[Problem]:
+    """Say "revoked-key" (with the reason) for checkpoints a now-revoked key signed.
+
+    The audit only knows the keys it may trust; a checkpoint by a revoked key
+    is rightly untrusted, and the useful message is why.
+    """
+    from prov_core.ledger.checkpoint import NoteVerifier, open_note
+
+    revoked = [e for e in trust.entries() if e.status == "revoked"]
+    if not revoked:
+        return problems
+    out = []
+    for p in problems:
+        if p.kind == "unknown-key" and p.size is not None:
+            for entry in revoked:
+                try:
+                    open_note(
+                        ledger.checkpoint(p.size), [NoteVerifier(ledger.origin, entry.public_key)]
+                    )
+                except ProvgateError:
+                    continue
+                p = Problem(
+                    "revoked-key",
+                    f"checkpoint {p.size}: signed by key {entry.keyid}, revoked at "
+                    f"{entry.revoked}: {entry.reason or 'no reason given'}",
+                    size=p.size,
+                )
+                break
+        out.append(p)
+    return out
+
+
 def _check_entry(
     index: int,
     leaf: bytes,
@@ -127,13 +167,18 @@ def _check_entry(
         return [problem("malformed-envelope", str(exc))]
     if envelope.canonical_bytes() != leaf:
         return [problem("non-canonical", "stored bytes are not RFC 8785 canonical JSON")]
+    problems = []
+    statement: Statement | None = None
     try:
         statement = Statement.parse(envelope.payload)
     except ProvgateError as exc:
-        return [problem("malformed-statement", str(exc))]
-    problems = []
+        problems.append(problem("malformed-statement", str(exc)))
+    # An unparseable payload still has its signatures checked: "bad-signature"
+    # is the more useful finding when a stored byte was flipped.
     try:
-        verify_envelope(envelope, trust, predicate_type=statement.predicate_type)
+        verify_envelope(
+            envelope, trust, predicate_type=statement.predicate_type if statement else ""
+        )
     except VerificationError as exc:
         problems.append(problem(_kind(exc), str(exc)))
     for sig in envelope.signatures:
@@ -144,7 +189,7 @@ def _check_entry(
                     f"key {sig.keyid} was retired at entry {retired_at[sig.keyid]}",
                 )
             )
-    if statement.predicate_type == KEY_EVENT_V1 and not problems:
+    if statement is not None and statement.predicate_type == KEY_EVENT_V1 and not problems:
         event = statement.predicate
         keyid = event.get("keyid")
         if isinstance(keyid, str):
