@@ -9,22 +9,24 @@ rich, so its start-up stays close to ``b3sum``'s.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path  # typer resolves command annotations from module globals
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     import typer
 
-    from prov_core.home import Home
+# Only ``sys`` at module level: ``provgate digest`` is timed as a whole process
+# against b3sum, so every other import happens where it is needed.
 
 __all__ = ["main"]
 
 
 def _emit_json(doc: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
 
 
@@ -39,29 +41,33 @@ def _fail(exc: BaseException) -> NoReturn:
 # --- provgate digest: the lean path -------------------------------------------
 
 
+_DIGEST_USAGE = """usage: provgate digest [--json] PATH...
+
+Print the BLAKE3 digest of files or directories as b3sum does (HEX  PATH);
+record nothing. --json prints {"blake3", "sha256_subject", "files", "bytes"}.
+"""
+
+
 def _digest_main(argv: list[str]) -> int:
-    """``provgate digest PATH... [--json]`` without importing typer or rich."""
-    import argparse
+    """``provgate digest PATH... [--json]`` without importing typer, rich or argparse."""
+    from prov_core.errors import InputError, ProvgateError
 
-    from prov_core.errors import ProvgateError
-
-    parser = argparse.ArgumentParser(
-        prog="provgate digest",
-        description="Print the BLAKE3 digest of files or directories, as b3sum does "
-        "(HEX  PATH); record nothing.",
-    )
-    parser.add_argument("paths", nargs="+", metavar="PATH")
-    parser.add_argument(
-        "--json", action="store_true", help='print {"blake3", "sha256_subject", "files", "bytes"}'
-    )
-    args = parser.parse_args(argv)
+    if "-h" in argv or "--help" in argv:
+        sys.stdout.write(_DIGEST_USAGE)
+        return 0
+    as_json = "--json" in argv
+    paths = [a for a in argv if a != "--json"]
+    unknown = [a for a in paths if a.startswith("-") and a != "-"]
+    if unknown or not paths:
+        sys.stderr.write(_DIGEST_USAGE)
+        _fail(InputError(f"unknown option {unknown[0]}" if unknown else "PATH is required"))
     from prov_core.digest import digest_path
 
     docs = []
     try:
-        for p in args.paths:
+        for p in paths:
             tree = digest_path(Path(p))
-            if args.json:
+            if as_json:
                 docs.append(
                     {
                         "path": p,
@@ -75,7 +81,7 @@ def _digest_main(argv: list[str]) -> int:
                 sys.stdout.write(f"{tree.blake3}  {p}\n")
     except ProvgateError as exc:
         _fail(exc)
-    if args.json:
+    if as_json:
         if len(docs) == 1:
             del docs[0]["path"]
             _emit_json(docs[0])
@@ -88,6 +94,10 @@ def _digest_main(argv: list[str]) -> int:
 
 
 def _build_app() -> typer.Typer:
+    import json
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
     import typer
     from rich.console import Console
 
@@ -122,7 +132,7 @@ def _build_app() -> typer.Typer:
         except ProvgateError as exc:
             _fail(exc)
 
-    def opened() -> Home:
+    def opened() -> Any:
         from prov_core.home import open_home
 
         return open_home(state["home"])

@@ -129,7 +129,8 @@ def _name_revoked_checkpoints(
     if not revoked:
         return problems
     out = []
-    for p in problems:
+    for problem in problems:
+        p = problem
         if p.kind == "unknown-key" and p.size is not None:
             for entry in revoked:
                 try:

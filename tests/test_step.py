@@ -1,0 +1,188 @@
+"""The step API: what adapters call to record a lineage node."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from prov_core.errors import CanonicalizationError, InputError
+from prov_core.home import init_home, open_home
+from prov_core.ledger.checkpoint import NoteSigner
+from prov_core.ledger.memory import MemoryLedger
+from prov_core.ledger.merkle import check_inclusion, leaf_hash, tree_root
+from prov_core.signing import Ed25519Signer, Envelope, verify_envelope
+from prov_core.statement import SLSA_PROVENANCE_V1, Statement
+from prov_core.step import (
+    TRAINING_BUILD_TYPE,
+    Artifact,
+    CodeIdentity,
+    Recorder,
+    git_commit,
+    record_step,
+)
+from prov_core.trust import TrustStore
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    signer = Ed25519Signer.generate()
+    ledger = MemoryLedger("test.local/log", NoteSigner("test.local/log", signer.private_key))
+    return Recorder(ledger, signer, origin="test.local/log")
+
+
+def _statement(recorder: Recorder, index: int) -> Statement:
+    envelope = Envelope.parse(recorder.ledger.entry(index))
+    return Statement.parse(envelope.payload)
+
+
+def test_step_links_inputs_by_attestation(recorder: Recorder) -> None:
+    raw = Artifact.from_bytes("raw.csv", b"a,b\n1,2\n")
+    first = record_step(recorder, "ingest", outputs=[raw])
+    clean = Artifact.from_bytes("clean.csv", b"a,b\n1,2\n")
+    second = record_step(
+        recorder,
+        "clean",
+        inputs=[first],
+        outputs=[clean],
+        parameters={"dropna": True, "threshold": 3},
+        orchestrator={"name": "dagster", "run_id": "r-1", "asset": "clean", "attempt": 1},
+    )
+    assert (first.log_index, second.log_index) == (0, 1)
+    statement = _statement(recorder, 1)
+    assert statement.predicate_type == SLSA_PROVENANCE_V1
+    (dep,) = statement.predicate["buildDefinition"]["resolvedDependencies"]
+    assert dep["digest"] == {"sha256": first.envelope_sha256}
+    assert dep["annotations"]["logIndex"] == 0
+    assert dep["uri"] == "provgate+log://test.local/log/0"
+    assert statement.predicate["runDetails"]["metadata"]["invocationId"] == "r-1"
+    assert statement.predicate["buildDefinition"]["externalParameters"] == {
+        "step": "clean",
+        "parameters": {"dropna": True, "threshold": 3},
+    }
+    assert [s.sha256 for s in statement.subjects] == [clean.sha256]
+    byproduct = statement.predicate["runDetails"]["byproducts"][0]
+    assert byproduct["annotations"]["blake3"] == clean.blake3
+
+
+def test_attestation_digest_is_the_stored_leaf(recorder: Recorder) -> None:
+    att = record_step(recorder, "s", outputs=[Artifact.from_bytes("o", b"x")])
+    leaf = recorder.ledger.entry(att.log_index)
+    assert hashlib.sha256(leaf).hexdigest() == att.envelope_sha256
+    size = recorder.ledger.size()
+    proof = recorder.ledger.prove_inclusion(att.log_index, size)
+    check_inclusion(att.log_index, size, leaf_hash(leaf), proof, tree_root(size, recorder.ledger))
+
+
+def test_envelope_verifies_against_trust(recorder: Recorder) -> None:
+    att = record_step(recorder, "s", outputs=[Artifact.from_bytes("o", b"x")])
+    trust = TrustStore.empty()
+    trust.add(recorder.signer.public_key_pem())
+    envelope = Envelope.parse(recorder.ledger.entry(att.log_index))
+    assert verify_envelope(envelope, trust) == envelope.payload
+
+
+def test_record_many_is_one_append(recorder: Recorder) -> None:
+    from prov_core.step import _StepSpec, step_statement
+
+    specs = [
+        step_statement(
+            _StepSpec(
+                name=f"s{i}",
+                inputs=[],
+                outputs=[Artifact.from_bytes(f"o{i}", bytes([i]))],
+                code=CodeIdentity(),
+                parameters={},
+                environment={},
+                orchestrator={"name": "test"},
+                started_on=None,
+                finished_on=None,
+                build_type=TRAINING_BUILD_TYPE,
+            )
+        )
+        for i in range(5)
+    ]
+    checkpoints_before = len(list(recorder.ledger.checkpoints()))
+    atts = recorder.record_many(specs)
+    assert [a.log_index for a in atts] == [0, 1, 2, 3, 4]
+    assert len(list(recorder.ledger.checkpoints())) == checkpoints_before + 1
+
+
+def test_artifact_from_path_matches_digest(tmp_path: Path) -> None:
+    from prov_core.digest import digest_path
+
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"\x00" * 1000)
+    art = Artifact.from_path(f)
+    tree = digest_path(f)
+    assert (art.sha256, art.blake3, art.name) == (tree.sha256_subject, tree.blake3, "model.bin")
+    assert art.uri == f.resolve().as_uri()
+    # in-memory bytes named like the file digest the same way
+    assert Artifact.from_bytes("model.bin", b"\x00" * 1000).sha256 == art.sha256
+
+
+def test_step_without_inputs_or_outputs_is_refused(recorder: Recorder) -> None:
+    with pytest.raises(InputError, match="neither inputs nor outputs"):
+        record_step(recorder, "nothing")
+    assert recorder.ledger.size() == 0
+
+
+def test_non_json_parameters_are_refused_before_anything_is_appended(recorder: Recorder) -> None:
+    out = [Artifact.from_bytes("o", b"x")]
+    with pytest.raises(CanonicalizationError):
+        record_step(recorder, "s", outputs=out, parameters={"lr": float("nan")})
+    with pytest.raises(CanonicalizationError):
+        record_step(recorder, "s", outputs=out, parameters={"when": datetime.now(UTC)})
+    assert recorder.ledger.size() == 0
+
+
+def test_float_parameters_canonicalize(recorder: Recorder) -> None:
+    att = record_step(
+        recorder, "train", outputs=[Artifact.from_bytes("m", b"w")], parameters={"lr": 3e-7}
+    )
+    assert b'"lr":3e-7' in _statement(recorder, att.log_index).canonical_bytes()
+
+
+def test_code_identity_finds_git_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q", "-b", "main")
+    (repo / "pkg" / "f.py").write_text("x = 1\n")
+    run("add", ".")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert git_commit(repo / "pkg") == head
+    run("pack-refs", "--all")  # the ref now lives only in packed-refs
+    git_commit.cache_clear()
+    assert git_commit(repo / "pkg") == head
+    assert git_commit(tmp_path) is None
+
+    def train() -> None: ...
+
+    ident = CodeIdentity.of(train, version="v2")
+    assert ident.function is not None
+    assert ident.function.endswith("test_code_identity_finds_git_commit.<locals>.train")
+    assert ident.version == "v2"
+
+
+def test_recorder_from_home_with_env_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PROVGATE_SIGNING_KEY hands a worker its key; records verify if the key is trusted."""
+    home, _ = init_home(tmp_path / "home")
+    worker = Ed25519Signer.generate()
+    trust = home.trust()
+    trust.add(worker.public_key_pem(), note_name=home.origin)
+    trust.save(home.trust_path)
+    monkeypatch.setenv("PROVGATE_SIGNING_KEY", worker._private_pem().decode())
+    with Recorder.from_home(open_home(tmp_path / "home")) as rec:
+        att = record_step(rec, "s", outputs=[Artifact.from_bytes("o", b"x")])
+        envelope = Envelope.parse(rec.ledger.entry(att.log_index))
+    assert envelope.signatures[0].keyid == worker.keyid
+    from prov_core.verify import verify_home
+
+    assert verify_home(open_home(tmp_path / "home")).ok
