@@ -1,8 +1,11 @@
 # The README's two set-up commands. Both bootstrap .venv on a fresh machine
 # that has only Python 3.11+ (uv and nox are installed into .venv by pip).
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-            command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+# The first python3.x >= 3.11 on PATH that runs (pyenv shims may exist but fail).
+ifndef PYTHON
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+            $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
             && { command -v $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
@@ -19,11 +22,12 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cli_tour.sh
 
+# Tools run as `python -m ...` so no script shebang decides which interpreter runs them.
 test: $(BIN)/.installed
-	$(BIN)/nox
+	$(BIN)/python -m nox
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check . && $(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .nox .provgate-demo

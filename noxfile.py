@@ -29,16 +29,16 @@ def _env() -> dict[str, str]:
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     args = session.posargs or list(paths)
-    session.run("pytest", "-p", "no:cacheprovider", *args, env=_env())
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *args, env=_env())
 
 
 @nox.session
 def core(session: nox.Session) -> None:
     """The core: lint, types, and every test under tests/."""
     session.install("-e", ".[dev]")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    session.run("mypy")
+    session.run("python", "-m", "ruff", "check", ".")
+    session.run("python", "-m", "ruff", "format", "--check", ".")
+    session.run("python", "-m", "mypy")
     _pytest(session, "tests", "-n", "2")
 
 
