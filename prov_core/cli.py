@@ -137,21 +137,26 @@ def _build_app() -> typer.Typer:
 
         return open_home(state["home"])
 
-    def progress_bar() -> Any:
+    def progress_bar(in_bytes: bool) -> Any:
+        """A transient progress bar on the terminal (stderr); invisible when piped."""
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            MofNCompleteColumn,
             Progress,
-            TimeRemainingColumn,
+            TimeElapsedColumn,
             TransferSpeedColumn,
         )
 
+        columns = (
+            (DownloadColumn(), TransferSpeedColumn())
+            if in_bytes
+            else (MofNCompleteColumn(), TimeElapsedColumn())
+        )
         return Progress(
             "[progress.description]{task.description}",
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            *columns,
             console=err,
             transient=True,
             disable=not err.is_terminal,
@@ -205,7 +210,7 @@ def _build_app() -> typer.Typer:
                 intended_use=intended_use,
                 per_file=files,
             )
-            with progress_bar() as bar, Recorder.from_home(home) as recorder:
+            with progress_bar(in_bytes=True) as bar, Recorder.from_home(home) as recorder:
                 task = bar.add_task("digesting", total=None)
                 result = ingest_path(
                     recorder, path, request, progress=lambda n: bar.update(task, advance=n)
@@ -240,10 +245,13 @@ def _build_app() -> typer.Typer:
                 envelope, statement = decode_entry(ledger.entry(index))
             if as_json:
                 _emit_json({"envelope": envelope, "statement": statement})
-            else:
-                sys.stdout.write(
-                    json.dumps({"envelope": envelope, "statement": statement}, indent=2) + "\n"
-                )
+                return
+            signers = ", ".join(sig.get("keyid", "?") for sig in envelope["signatures"])
+            err.print(f"entry {index}: {statement.get('predicateType')}")
+            for subject in statement.get("subject", []):
+                err.print(f"  subject  {subject.get('name')}  sha256:{subject['digest']['sha256']}")
+            err.print(f"  signed   {signers}")
+            sys.stdout.write(json.dumps(statement.get("predicate"), indent=2) + "\n")
 
     @app.command()
     def verify(as_json: bool = typer.Option(False, "--json")) -> None:
@@ -252,7 +260,9 @@ def _build_app() -> typer.Typer:
 
         with errors():
             home = opened()
-            report = verify_home(home)
+            with progress_bar(in_bytes=False) as bar:
+                task = bar.add_task("verifying", total=None)
+                report = verify_home(home, progress=lambda n: bar.update(task, advance=n))
         if as_json:
             _emit_json(report.to_dict())
         else:
