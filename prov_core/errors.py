@@ -5,18 +5,23 @@ Every failure provgate reports is a :class:`ProvgateError`. The tree::
     ProvgateError
     ├── InputError                 bad input a user can fix (exit code 2)
     │   ├── LicenseError           not a known SPDX license identifier
-    │   └── ConfigError            $PROVGATE_HOME missing, corrupt or unusable
+    │   ├── ConfigError            $PROVGATE_HOME missing, corrupt or unusable
+    │   ├── NotFoundError          no such repository, ref or object
+    │   └── PolicyError            a policy file or rule that does not load
     ├── FormatError                outside bytes that do not parse (envelope,
     │                              statement, checkpoint note, receipt, rows)
     ├── CanonicalizationError      a value RFC 8785 cannot represent
     ├── KeyStoreError              key files: missing, wrong mode, unreadable
     ├── LedgerError                the ledger cannot be read or written
+    ├── StoreError                 the snapshot store cannot be reached or failed
     └── VerificationError          something does not verify (exit code 1)
         ├── SignatureError         a signature is invalid
         ├── UntrustedKeyError      signed by a key the trust store does not allow
         ├── RevokedKeyError        signed by a revoked key
         ├── ProofError             an inclusion or consistency proof fails
-        └── LedgerIntegrityError   the stored log disagrees with its checkpoints
+        ├── LedgerIntegrityError   the stored log disagrees with its checkpoints
+        ├── IntegrityError         stored content differs from its signed digest
+        └── GateRefused            the training gate refused (every reason attached)
 
 Lower-layer exceptions (``OSError``, ``sqlite3.Error``, ``ValueError`` from
 parsers, ``cryptography`` errors) are mapped to the most specific class here
@@ -29,15 +34,20 @@ __all__ = [
     "CanonicalizationError",
     "ConfigError",
     "FormatError",
+    "GateRefused",
     "InputError",
+    "IntegrityError",
     "KeyStoreError",
     "LedgerError",
     "LedgerIntegrityError",
     "LicenseError",
+    "NotFoundError",
+    "PolicyError",
     "ProofError",
     "ProvgateError",
     "RevokedKeyError",
     "SignatureError",
+    "StoreError",
     "UntrustedKeyError",
     "VerificationError",
 ]
@@ -61,6 +71,14 @@ class ConfigError(InputError):
     """``$PROVGATE_HOME`` is missing, incomplete or corrupt."""
 
 
+class NotFoundError(InputError):
+    """A repository, branch, tag, commit or object that does not exist."""
+
+
+class PolicyError(InputError):
+    """A policy file or rule that cannot be loaded (syntax error: rule id and position)."""
+
+
 class FormatError(ProvgateError):
     """Bytes from outside (envelope, statement, note, receipt, rows) that do not parse."""
 
@@ -75,6 +93,10 @@ class KeyStoreError(ProvgateError):
 
 class LedgerError(ProvgateError):
     """The ledger's storage cannot be read or written."""
+
+
+class StoreError(ProvgateError):
+    """The snapshot store cannot be reached or failed an operation (the gate fails closed)."""
 
 
 class VerificationError(ProvgateError):
@@ -109,3 +131,15 @@ class ProofError(VerificationError):
 
 class LedgerIntegrityError(VerificationError):
     """The stored log disagrees with itself or with its signed checkpoints."""
+
+
+class IntegrityError(VerificationError):
+    """Stored content whose digest differs from the one a signed record holds."""
+
+
+class GateRefused(VerificationError):
+    """The training gate refused; ``reasons`` lists every reason, not only the first."""
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons
