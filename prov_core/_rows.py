@@ -1,4 +1,4 @@
-"""Per-sample ids of tables: the ``provgate-row/v1`` canonical row encoding, hashed with BLAKE3.
+"""Per-sample ids of tables: the ``provgate-row/v1`` row encoding and its RFC 9162 leaf hash.
 
 The encoding (exact bytes in ``docs/digests.md``)::
 
@@ -18,7 +18,9 @@ The encoding (exact bytes in ``docs/digests.md``)::
            | u32le(len(bytes)) || bytes      tag S  string (UTF-8)
                                              tag Y  binary (any width)
 
-A row id is BLAKE3(row), 32 bytes. Decimal texts are canonical: no leading
+A row id is its RFC 9162 leaf hash, ``SHA-256(0x00 || row)``, 32 bytes: the
+value the dataset's Merkle tree has at level 0 (see :mod:`prov_core._samples`).
+Decimal texts are canonical: no leading
 zeros, ``-`` only for negatives. Integers, decimals, dates and times are
 therefore independent of the Arrow width and unit they arrive in (int32 ``7``
 and int64 ``7`` agree; ``timestamp[s]`` and ``timestamp[ms]`` of one instant
@@ -28,26 +30,29 @@ values. Lists, structs, maps, unions, intervals and extension types are
 refused with :class:`~prov_core.errors.CanonicalizationError`.
 
 Everything is vectorized with ``pyarrow.compute``: each column becomes a binary
-array of its encoded cells, the cells are joined per row, and only the final
-hashing is a loop in C-level ``map`` calls. Rows are processed in batches so
-memory stays bounded and the encoding of one batch (pyarrow, which releases
-the GIL) overlaps with the hashing of the previous one.
+array of its encoded cells, the cells are joined per row (the leaf prefix
+``0x00`` comes first, so each cell is exactly the bytes to hash), and only the
+hashing is a loop in C-level ``map`` calls, one SHA-256 call per row and one
+per tree node. Rows are processed in batches so memory stays bounded and the
+encoding of one batch (pyarrow, which releases the GIL) overlaps with the
+hashing of the previous one; likewise the ids are sorted in prefix buckets on a
+worker thread while the main thread hashes the tree's first level over the
+buckets already sorted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-import blake3
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prov_core._samples import ID_SIZE, SampleSet
+from prov_core._samples import ID_ALGORITHM, ID_SIZE, SampleSet
 from prov_core.errors import CanonicalizationError, FormatError, InputError, VerificationError
 from prov_core.ledger import merkle
 
@@ -58,22 +63,33 @@ __all__ = [
     "add_row_ids",
     "encode_rows",
     "read_table",
+    "row_id",
     "row_ids",
     "row_ids_blob",
     "sample_set_of_table",
+    "sorted_ids_and_root",
 ]
 
 ROW_ENCODING = "provgate-row/v1"
-ALGORITHM = "blake3"
+ALGORITHM = ID_ALGORITHM
 ROW_ID_COLUMN = "_prov_id"
 
 BATCH_ROWS = 1 << 17
 """BATCH_ROWS rows are encoded at once: it bounds memory and lets encoding overlap hashing."""
 
+SORT_BUCKETS = 8
+"""SORT_BUCKETS prefix buckets are sorted one after the other while earlier ones are hashed."""
+
+_BUCKET_MIN_IDS = 1 << 16  # below this many ids, one sort is cheaper than bucketing
+_NODE_CHUNK = 1 << 16  # tree nodes framed and hashed per step: bounds the Python objects alive
+_LEAF = b"\x00"  # RFC 9162 §2.1.1 leaf prefix
+
 _BIN = pa.large_binary()
 _CANONICAL_NAN = pa.scalar(float("nan"), pa.float64())  # 0x7ff8000000000000 on every IEEE platform
 _ZERO = pa.scalar(0.0, pa.float64())
 _EMPTY = pa.scalar(b"", _BIN)
+_NODE = pa.scalar(b"\x01", pa.binary())  # RFC 9162 §2.1.1 node prefix
+_NO_SEP = pa.scalar(b"", pa.binary())
 _NS_ZEROS = {"s": "000000000", "ms": "000000", "us": "000", "ns": ""}
 
 
@@ -162,10 +178,10 @@ def _payload(arr: pa.Array, name: str) -> tuple[bytes, pa.Array | None, bool]:
     )
 
 
-def _encode_column(name: str, arr: pa.Array) -> pa.Array:
-    """_encode_column returns the encoded cell of every row of one column (never null)."""
+def _encode_column(name: str, arr: pa.Array, prefix: bytes = b"") -> pa.Array:
+    """_encode_column returns ``prefix`` + the encoded cell of every row of one column."""
     name_bytes = name.encode("utf-8")
-    head = _u32le(len(name_bytes)) + name_bytes
+    head = prefix + _u32le(len(name_bytes)) + name_bytes
     null_cell = pa.scalar(head + b"N", _BIN)
     tag, values, prefixed = _payload(arr, name)
     if values is None:
@@ -201,12 +217,20 @@ def _columns(table: pa.Table) -> list[str]:
 
 def encode_rows(table: pa.Table) -> pa.Array:
     """encode_rows returns the ``provgate-row/v1`` bytes of every row (``large_binary``)."""
+    return _encode(table, b"")
+
+
+def _encode(table: pa.Table, prefix: bytes) -> pa.Array:
+    """_encode returns ``prefix || row`` for every row; the prefix rides on the first cell."""
     names = _columns(table)
     n = table.num_rows
     if not names:
-        return pa.nulls(n, _BIN).fill_null(pa.scalar(b"", _BIN))
+        return pa.nulls(n, _BIN).fill_null(pa.scalar(prefix, _BIN))
     try:
-        cells = [_encode_column(c, table.column(c).combine_chunks()) for c in names]
+        cells = [
+            _encode_column(c, table.column(c).combine_chunks(), prefix if i == 0 else b"")
+            for i, c in enumerate(names)
+        ]
         if len(cells) == 1:
             return cells[0]
         return pc.binary_join_element_wise(*cells, _EMPTY)
@@ -214,14 +238,23 @@ def encode_rows(table: pa.Table) -> pa.Array:
         raise CanonicalizationError(f"rows cannot be encoded: {exc}") from exc
 
 
-_blake3 = blake3.blake3
-_b3digest = blake3.blake3.digest
-_sha256_digest = type(hashlib.sha256(b"")).digest
+def _encode_leaves(table: pa.Table) -> pa.Array:
+    """_encode_leaves returns the RFC 9162 leaf data of every row: ``0x00 || row``."""
+    return _encode(table, _LEAF)
 
 
-def _hash_cells(rows: pa.Array) -> bytes:
-    """_hash_cells returns BLAKE3 of each value of a binary array, concatenated (32 bytes each)."""
-    return b"".join(map(_b3digest, map(_blake3, rows.to_pylist())))
+_sha256 = hashlib.sha256
+_digest = type(hashlib.sha256(b"")).digest
+
+
+def _hash_cells(cells: pa.Array) -> bytes:
+    """_hash_cells returns SHA-256 of each value of a binary array, concatenated (32 bytes each).
+
+    ``to_pylist`` then ``map`` over the C calls: measured faster than hashing
+    ``memoryview`` slices of the Arrow data buffer, whose per-slice objects
+    cost more than the ``bytes`` that ``to_pylist`` makes.
+    """
+    return b"".join(map(_digest, map(_sha256, cells.to_pylist())))
 
 
 def _batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
@@ -243,11 +276,11 @@ def row_ids_blob(table: pa.Table, progress: Callable[[int], None] | None = None)
         pending = None
         first = next(batches, None)
         if first is not None:
-            pending = pool.submit(encode_rows, first)
+            pending = pool.submit(_encode_leaves, first)
         while pending is not None:
             rows = pending.result()
             nxt = next(batches, None)
-            pending = pool.submit(encode_rows, nxt) if nxt is not None else None
+            pending = pool.submit(_encode_leaves, nxt) if nxt is not None else None
             out.append(_hash_cells(rows))
             if progress is not None:
                 progress(len(rows))
@@ -260,34 +293,114 @@ def row_ids(table: pa.Table) -> list[bytes]:
     return [blob[i : i + ID_SIZE] for i in range(0, len(blob), ID_SIZE)]
 
 
-def _sorted_ids(blob: bytes) -> pa.Array:
-    """_sorted_ids sorts 32-byte ids held in one bytes value, as a ``fixed_size_binary(32)`` array.
+def _ids_array(blob: bytes) -> pa.Array:
+    return pa.Array.from_buffers(
+        pa.binary(ID_SIZE), len(blob) // ID_SIZE, [None, pa.py_buffer(blob)]
+    )
 
-    Arrow sorts by a big-endian uint64 of the first 8 bytes, then by the whole
-    id on ties: the same order as sorting the bytes, about 3x faster than
+
+def _to_bytes(ids: pa.Array) -> bytes:
+    """_to_bytes returns the data of a ``fixed_size_binary(32)`` array as one ``bytes``."""
+    data = ids.buffers()[1]
+    if data is None:
+        return b""
+    start = ids.offset * ID_SIZE
+    return bytes(data.slice(start, len(ids) * ID_SIZE).to_pybytes())
+
+
+def _sort_key(ids: pa.Array) -> pa.Array:
+    """_sort_key returns the first 8 bytes of each id as a big-endian ``uint64``."""
+    head = pc.cast(pc.binary_slice(ids, 0, 8), pa.binary())
+    return pc.cast(pc.binary_reverse(head), pa.binary(8)).view(pa.uint64())
+
+
+def _sort(ids: pa.Array, key: pa.Array) -> bytes:
+    """_sort returns ``ids`` in ascending byte order, concatenated.
+
+    Arrow sorts by the big-endian uint64 of the first 8 bytes, then by the
+    whole id on ties: the same order as sorting the bytes, about 3x faster than
     sorting ``fixed_size_binary`` alone.
     """
-    n = len(blob) // ID_SIZE
-    ids = pa.Array.from_buffers(pa.binary(ID_SIZE), n, [None, pa.py_buffer(blob)])
-    if n < 2:
-        return ids
-    head = pc.cast(pc.binary_slice(ids, 0, 8), pa.binary())
-    key = pc.cast(pc.binary_reverse(head), pa.binary(8)).view(pa.uint64())
+    if len(ids) < 2:
+        return _to_bytes(ids)
     order = pc.sort_indices(
         pa.table({"k": key, "id": ids}), sort_keys=[("k", "ascending"), ("id", "ascending")]
     )
-    return pc.take(ids, order)
+    return _to_bytes(pc.take(ids, order))
 
 
-def _root(ids: pa.Array) -> bytes:
-    """_root returns the RFC 9162 root over sorted ids (Arrow adds the 0x00 leaf prefixes)."""
-    if len(ids) == 0:
-        return merkle.EMPTY_ROOT
-    prefixed = pc.binary_join_element_wise(
-        pa.scalar(b"\x00"), pc.cast(ids, pa.binary()), pa.scalar(b"")
-    )
-    leaves = list(map(_sha256_digest, map(hashlib.sha256, prefixed.to_pylist())))
-    return merkle.root_of(leaves)
+def _sorted_buckets(ids: pa.Array, buckets: int) -> Iterator[bytes]:
+    """_sorted_buckets yields the sorted ids of each prefix bucket, lowest prefix first.
+
+    Bucket ``b`` of ``buckets`` (a power of two) holds the ids whose top bits
+    equal ``b``; their concatenation in order is the whole sorted list.
+    """
+    key = _sort_key(ids)
+    if buckets == 1:
+        yield _sort(ids, key)
+        return
+    top = pc.shift_right(key, pa.scalar(64 - (buckets.bit_length() - 1), pa.uint64()))
+    for b in range(buckets):
+        mask = pc.equal(top, pa.scalar(b, pa.uint64()))
+        yield _sort(pc.filter(ids, mask), pc.filter(key, mask))
+
+
+def _pair_hashes(level: bytes, pairs: int) -> bytes:
+    """_pair_hashes returns ``SHA-256(0x01 || h[2i] || h[2i+1])`` for the first ``pairs`` pairs.
+
+    Arrow frames each 64-byte pair with its prefix in C, so Python makes one
+    ``bytes`` and one hash call per node, in chunks to bound the objects alive.
+    """
+    pairs_array = pa.Array.from_buffers(pa.binary(2 * ID_SIZE), pairs, [None, pa.py_buffer(level)])
+    out: list[bytes] = []
+    for start in range(0, pairs, _NODE_CHUNK):
+        chunk = pc.cast(pairs_array.slice(start, _NODE_CHUNK), pa.binary())
+        framed = pc.binary_join_element_wise(_NODE, chunk, _NO_SEP)
+        out.append(b"".join(map(_digest, map(_sha256, framed.to_pylist()))))
+    return b"".join(out)
+
+
+def _next_level(level: bytes) -> bytes:
+    """_next_level hashes pairs of a level; an odd last hash moves up unchanged (RFC 9162)."""
+    n = len(level) // ID_SIZE
+    up = _pair_hashes(level, n // 2)
+    return up + level[-ID_SIZE:] if n & 1 else up
+
+
+def _root_of_level(level: bytes) -> bytes:
+    """_root_of_level returns the root of the tree above a level of concatenated hashes."""
+    while len(level) > ID_SIZE:
+        level = _next_level(level)
+    return level
+
+
+def sorted_ids_and_root(blob: bytes) -> tuple[bytes, bytes]:
+    """sorted_ids_and_root returns the ids of ``blob`` sorted, and the RFC 9162 root over them.
+
+    The ids are the tree's level-0 hashes. A worker thread sorts them in prefix
+    buckets while the main thread hashes the first tree level over the buckets
+    already sorted; the levels above are then hashed from one blob.
+    """
+    n = len(blob) // ID_SIZE
+    if n == 0:
+        return b"", merkle.EMPTY_ROOT
+    ids = _ids_array(blob)
+    buckets = SORT_BUCKETS if n >= _BUCKET_MIN_IDS else 1
+    parts: list[bytes] = []
+    level1: list[bytes] = []
+    carry = b""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sorter = _sorted_buckets(ids, buckets)
+        pending = pool.submit(next, sorter, None)
+        while (part := pending.result()) is not None:
+            pending = pool.submit(next, sorter, None)
+            parts.append(part)
+            level = carry + part if carry else part
+            pairs = len(level) // (2 * ID_SIZE)
+            level1.append(_pair_hashes(level, pairs))
+            carry = level[2 * ID_SIZE * pairs :]
+    level1.append(carry)  # an odd last id moves up unchanged
+    return b"".join(parts), _root_of_level(b"".join(level1))
 
 
 def sample_set_of_table(table: pa.Table) -> SampleSet:
@@ -298,31 +411,65 @@ def sample_set_of_table(table: pa.Table) -> SampleSet:
     blob = row_ids_blob(table)
     if ROW_ID_COLUMN in table.column_names:
         _verify_column(table, blob)
-    ids = _sorted_ids(blob)
-    data = ids.buffers()[1]
-    sorted_blob = data.to_pybytes()[ids.offset * ID_SIZE : (ids.offset + len(ids)) * ID_SIZE]
-    return SampleSet(sorted_blob, algorithm=ALGORITHM, leaf_encoding=ROW_ENCODING, root=_root(ids))
+    sorted_blob, root = sorted_ids_and_root(blob)
+    return SampleSet(sorted_blob, leaf_encoding=ROW_ENCODING, root=root)
+
+
+def _first_false(equal: pa.ChunkedArray | pa.Array) -> int:
+    """_first_false returns the index of the first false or null value, or -1."""
+    ok = pc.fill_null(equal, False)
+    if pc.all(ok).as_py():
+        return -1
+    return int(pc.index(ok, False).as_py())
 
 
 def _verify_column(table: pa.Table, blob: bytes) -> None:
     col = table.column(ROW_ID_COLUMN)
     t = col.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        given = [None if v is None else v.lower() for v in col.to_pylist()]
-        want: list[Any] = [blob[i : i + ID_SIZE].hex() for i in range(0, len(blob), ID_SIZE)]
+        hexes = pa.Array.from_buffers(
+            pa.binary(2 * ID_SIZE), len(col), [None, pa.py_buffer(blob.hex().encode())]
+        )
+        bad = _first_false(
+            pc.equal(pc.cast(pc.utf8_lower(col), pa.large_binary()), pc.cast(hexes, _BIN))
+        )
     elif pa.types.is_fixed_size_binary(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        given = col.to_pylist()
-        want = [blob[i : i + ID_SIZE] for i in range(0, len(blob), ID_SIZE)]
+        bad = _first_false(pc.equal(pc.cast(col, _BIN), pc.cast(_ids_array(blob), _BIN)))
     else:
         raise CanonicalizationError(
             f"column {ROW_ID_COLUMN!r} has type {t}; expected fixed_size_binary(32) or hex strings"
         )
-    for i, (g, w) in enumerate(zip(given, want, strict=True)):
-        if g != w:
-            raise VerificationError(
-                f"row {i}: {ROW_ID_COLUMN} does not match the row's contents "
-                f"({ROW_ENCODING}); the table was changed after its ids were added"
+    if bad >= 0:
+        raise VerificationError(
+            f"row {bad}: {ROW_ID_COLUMN} does not match the row's contents "
+            f"({ROW_ENCODING}); the table was changed after its ids were added"
+        )
+
+
+def row_id(row: pa.Table | Mapping[str, Any]) -> bytes:
+    """row_id returns the id of one row: a one-row table, or a mapping of column to value.
+
+    A mapping's values are typed as ``pyarrow.array([value])`` infers them (a
+    Python ``int`` is an integer, ``float`` a float, ``str`` a string); pass a
+    ``pyarrow.Scalar`` (``pa.scalar(7, pa.int16())``) to give a column its
+    table's type where inference would differ. The id is what
+    :func:`row_ids` gives that row in any table, and what a membership proof proves.
+    """
+    if isinstance(row, pa.Table):
+        table = row
+    else:
+        try:
+            table = pa.table(
+                {
+                    name: pa.array([v.as_py()], v.type) if isinstance(v, pa.Scalar) else [v]
+                    for name, v in row.items()
+                }
             )
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise CanonicalizationError(f"row cannot be made into a table: {exc}") from exc
+    if table.num_rows != 1:
+        raise InputError(f"row_id takes one row, got a table of {table.num_rows}")
+    return row_ids_blob(table)
 
 
 def add_row_ids(table: pa.Table) -> pa.Table:
@@ -336,7 +483,7 @@ def add_row_ids(table: pa.Table) -> pa.Table:
     if ROW_ID_COLUMN in table.column_names:
         _verify_column(table, blob)
         return table
-    ids = pa.Array.from_buffers(pa.binary(ID_SIZE), table.num_rows, [None, pa.py_buffer(blob)])
+    ids = _ids_array(blob)
     return table.append_column(pa.field(ROW_ID_COLUMN, pa.binary(ID_SIZE), nullable=False), ids)
 
 

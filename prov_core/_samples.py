@@ -1,9 +1,19 @@
 """Sample sets: sorted 32-byte sample ids, their RFC 9162 root, and (non-)membership proofs.
 
-A dataset is committed to by the RFC 9162 Merkle tree (SHA-256; leaf
-``SHA-256(0x00 || id)``, node ``SHA-256(0x01 || left || right)``) over its
-sample ids in ascending byte order, duplicates kept and adjacent
-(:mod:`prov_core.ledger.merkle` does the hashing and the proofs).
+A sample's id IS its RFC 9162 leaf hash (SHA-256; ``leaf = SHA-256(0x00 || data)``):
+
+- a table row's id is ``SHA-256(0x00 || row)`` where ``row`` is its
+  ``provgate-row/v1`` encoding (:mod:`prov_core._rows`);
+- a file's id is ``SHA-256(0x00 || blake3)`` where ``blake3`` is the 32-byte
+  BLAKE3 digest of its bytes (``provgate-file/v1``): :func:`file_id_of_digest`.
+
+A dataset is committed to by the RFC 9162 Merkle tree whose level-0 hashes are
+the ids in ascending byte order, duplicates kept and adjacent, and whose nodes
+are ``SHA-256(0x01 || left || right)`` (:mod:`prov_core.ledger.merkle` does the
+hashing and the proofs). The ids are not hashed again: the root is
+``merkle.root_of(sorted ids)``. So anyone holding a row's bytes checks it with
+standard RFC 9162 tooling: the leaf hash of those bytes is the id, and the
+id's inclusion proof leads to the root.
 
 Because the leaves are sorted, absence is provable: an id that is not in the
 set falls between two adjacent leaves ``i`` and ``i + 1`` (or before leaf 0,
@@ -37,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FILE_SAMPLE_ENCODING",
+    "ID_ALGORITHM",
     "ID_SIZE",
     "MembershipProof",
     "Neighbour",
@@ -44,6 +55,7 @@ __all__ = [
     "SampleProof",
     "SampleSet",
     "check_sample_proof",
+    "file_id_of_digest",
     "prove_sample",
     "sample_proof_from_json",
     "sorted_root",
@@ -52,35 +64,32 @@ __all__ = [
 ID_SIZE = 32
 """ID_SIZE is the size in bytes of every sample id."""
 
-FILE_SAMPLE_ENCODING = "provgate-file/v1"
-"""FILE_SAMPLE_ENCODING names ids that are the BLAKE3 of each file's bytes (one sample per file)."""
+ID_ALGORITHM = "sha256"
+"""ID_ALGORITHM is the ``algorithm`` of every sample set: ids are RFC 9162 SHA-256 leaf hashes."""
 
-_MERKLE = "rfc9162-sha256-sorted"
+FILE_SAMPLE_ENCODING = "provgate-file/v1"
+"""FILE_SAMPLE_ENCODING names file samples: id = SHA-256(0x00 || the file's 32-byte BLAKE3)."""
 
 _sha256 = hashlib.sha256
-_digest = type(_sha256(b"")).digest
 
 
-def leaf_hashes(sorted_ids: bytes) -> list[bytes]:
-    """leaf_hashes returns ``SHA-256(0x00 || id)`` for each id of a concatenation of ids.
+def file_id_of_digest(blake3_digest: bytes | str) -> bytes:
+    """file_id_of_digest returns a file's sample id from its BLAKE3 (32 bytes or 64 hex digits).
 
-    It is :func:`prov_core.ledger.merkle.leaf_hash` mapped over the ids, kept
-    in C-level ``map`` calls because it runs once per sample.
+    The id is the RFC 9162 leaf hash of the digest bytes: ``SHA-256(0x00 || digest)``.
     """
-    n = len(sorted_ids)
-    ids = map(
-        sorted_ids.__getitem__, map(slice, range(0, n, ID_SIZE), range(ID_SIZE, n + 1, ID_SIZE))
-    )
-    return list(map(_digest, map(_sha256, map(b"\x00".__add__, ids))))
+    return _sha256(b"\x00" + _as_id(blake3_digest, "BLAKE3 digest")).digest()
+
+
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + ID_SIZE] for i in range(0, len(blob), ID_SIZE)]
 
 
 def sorted_root(sorted_ids: bytes) -> bytes:
-    """sorted_root returns the RFC 9162 root over a concatenation of ids already in order."""
+    """sorted_root returns the RFC 9162 root whose level-0 hashes are the given ids, in order."""
     from prov_core.ledger import merkle
 
-    if not sorted_ids:
-        return merkle.EMPTY_ROOT
-    return merkle.root_of(leaf_hashes(sorted_ids))
+    return merkle.root_of(_split(sorted_ids))
 
 
 def _as_id(value: bytes | str, what: str = "sample id") -> bytes:
@@ -101,35 +110,51 @@ def _as_id(value: bytes | str, what: str = "sample id") -> bytes:
 class SampleSet:
     """SampleSet is the sorted ids of a dataset's samples, their count and Merkle root.
 
-    ``algorithm`` names the hash the ids were made with and ``leaf_encoding``
-    the bytes it was taken over (``provgate-row/v1`` for table rows,
+    Every id is an RFC 9162 leaf hash, so ``algorithm`` is always ``"sha256"``;
+    ``leaf_encoding`` names the leaf data (``provgate-row/v1`` for table rows,
     ``provgate-file/v1`` for files). The ids are held as one ``bytes`` of
     ``count * 32`` bytes.
     """
 
     __slots__ = ("_blob", "_tree", "algorithm", "leaf_encoding", "root")
 
-    def __init__(
-        self, sorted_ids: bytes, *, algorithm: str, leaf_encoding: str, root: bytes | None = None
-    ) -> None:
-        """__init__ takes ids already sorted and concatenated; use :meth:`of_ids` otherwise."""
+    def __init__(self, sorted_ids: bytes, *, leaf_encoding: str, root: bytes | None = None) -> None:
+        """__init__ takes ids already sorted and concatenated; use :meth:`of_ids` otherwise.
+
+        ``root``, when given, must be the root of those ids (a caller that has
+        just computed it saves the work); it is not checked.
+        """
         if len(sorted_ids) % ID_SIZE:
             raise InputError(f"sample ids must be {ID_SIZE} bytes each")
         self._blob = bytes(sorted_ids)
         self._tree: merkle.MemoryTree | None = None
-        self.algorithm = algorithm
+        self.algorithm = ID_ALGORITHM
         self.leaf_encoding = leaf_encoding
         self.root = sorted_root(self._blob) if root is None else root
 
     @classmethod
-    def of_ids(
-        cls, ids: Iterable[bytes], *, algorithm: str = "blake3", leaf_encoding: str
-    ) -> SampleSet:
-        """of_ids sorts ``ids`` (32 bytes each; duplicates kept) and computes their root."""
+    def of_ids(cls, ids: Iterable[bytes], *, leaf_encoding: str) -> SampleSet:
+        """of_ids sorts sample ids (leaf hashes, 32 bytes each; duplicates kept) into a set.
+
+        The ids must already be leaf hashes (:func:`prov_core.digest.row_ids`,
+        :func:`file_id_of_digest`); for files use :meth:`of_files`, which takes
+        their BLAKE3 digests.
+        """
         items = sorted(ids)
         if any(len(i) != ID_SIZE for i in items):
             raise InputError(f"sample ids must be {ID_SIZE} bytes each")
-        return cls(b"".join(items), algorithm=algorithm, leaf_encoding=leaf_encoding)
+        return cls(b"".join(items), leaf_encoding=leaf_encoding)
+
+    @classmethod
+    def of_files(cls, blake3_digests: Iterable[bytes | str]) -> SampleSet:
+        """of_files makes the ``provgate-file/v1`` set of files from their BLAKE3 digests.
+
+        Each digest is 32 bytes or 64 hex digits (``FileDigest.blake3``); one
+        sample per file, id ``SHA-256(0x00 || digest)``.
+        """
+        return cls.of_ids(
+            map(file_id_of_digest, blake3_digests), leaf_encoding=FILE_SAMPLE_ENCODING
+        )
 
     @property
     def count(self) -> int:
@@ -142,8 +167,7 @@ class SampleSet:
 
     def ids(self) -> list[bytes]:
         """ids returns the ids in ascending order."""
-        b = self._blob
-        return [b[i : i + ID_SIZE] for i in range(0, len(b), ID_SIZE)]
+        return _split(self._blob)
 
     def id_at(self, index: int) -> bytes:
         """id_at returns the id of leaf ``index``."""
@@ -188,11 +212,14 @@ class SampleSet:
         }
 
     def tree(self) -> merkle.MemoryTree:
-        """tree returns the whole Merkle tree, built on first use and kept for further proofs."""
+        """tree returns the whole Merkle tree, built on first use and kept for further proofs.
+
+        Its level-0 hashes are the ids themselves.
+        """
         from prov_core.ledger import merkle
 
         if self._tree is None:
-            self._tree = merkle.MemoryTree(leaf_hashes(self._blob))
+            self._tree = merkle.MemoryTree(self.ids())
         return self._tree
 
 
@@ -275,8 +302,9 @@ SampleProof = MembershipProof | NonMembershipProof
 def prove_sample(sample_set: SampleSet, sample_id: bytes | str) -> SampleProof:
     """prove_sample proves that ``sample_id`` is in the set (membership) or is not (non-membership).
 
-    ``sample_id`` is 32 bytes or 64 hex digits; anything else raises
-    :class:`~prov_core.errors.InputError`.
+    ``sample_id`` is the sample's id, i.e. its RFC 9162 leaf hash
+    (:func:`prov_core.digest.row_id`, :func:`prov_core.digest.file_id`), as 32
+    bytes or 64 hex digits; anything else raises :class:`~prov_core.errors.InputError`.
     """
     sid = _as_id(sample_id)
     n = sample_set.count
@@ -303,7 +331,7 @@ def _check_leaf(what: str, nb: Neighbour, count: int, root: bytes) -> None:
     from prov_core.ledger import merkle
 
     try:
-        merkle.check_inclusion(nb.index, count, merkle.leaf_hash(nb.sample_id), nb.path, root)
+        merkle.check_inclusion(nb.index, count, nb.sample_id, nb.path, root)
     except ProofError as exc:
         raise ProofError(f"{what} neighbour (leaf {nb.index}): {exc}") from exc
 
@@ -318,6 +346,11 @@ def check_sample_proof(proof: SampleProof, root: bytes | str, count: int) -> boo
     from prov_core.ledger import merkle
 
     trusted = _as_id(root, "root") if isinstance(root, str) else bytes(root)
+    if proof.algorithm != ID_ALGORITHM:
+        raise ProofError(
+            f"proof is for {proof.algorithm!r} ids; provgate sample ids are RFC 9162 "
+            f"{ID_ALGORITHM!r} leaf hashes (recompute the proof from the sample set)"
+        )
     # 1. The proof must be about the tree the caller trusts.
     if proof.count != count:
         raise ProofError(f"proof is for {proof.count} samples, the trusted root has {count}")
@@ -328,7 +361,7 @@ def check_sample_proof(proof: SampleProof, root: bytes | str, count: int) -> boo
         raise ProofError(f"sample id must be {ID_SIZE} bytes, got {len(sid)}")
     if isinstance(proof, MembershipProof):
         # 2. Membership: the id is a leaf of the tree at the stated index.
-        merkle.check_inclusion(proof.index, count, merkle.leaf_hash(sid), proof.path, trusted)
+        merkle.check_inclusion(proof.index, count, sid, proof.path, trusted)
         return True
     left, right = proof.left, proof.right
     # 2. The empty set contains nothing: no neighbours, and the root is the empty root.

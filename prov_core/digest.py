@@ -23,10 +23,12 @@ Every definition here is exact and documented, with its bytes, in
   :class:`~prov_core.errors.InputError`, as is an unreadable file or a name
   that is not valid UTF-8.
 
-Per-sample ids of tables (one 32-byte BLAKE3 id per row over a type-aware
-canonical encoding, ``provgate-row/v1``) live in :mod:`prov_core._rows`, and
-the sorted-id Merkle root with membership and non-membership proofs in
-:mod:`prov_core._samples`; both are re-exported here. pyarrow is imported only
+A sample's id is its RFC 9162 leaf hash: ``SHA-256(0x00 || leaf data)``, where
+the leaf data is a row's type-aware canonical encoding (``provgate-row/v1``,
+:mod:`prov_core._rows`) or a file's 32-byte BLAKE3 (``provgate-file/v1``). The
+dataset root is the RFC 9162 root over the ids sorted, the ids being the
+tree's level-0 hashes; membership and non-membership proofs live in
+:mod:`prov_core._samples`. Both are re-exported here. pyarrow is imported only
 when a table is touched, so ``provgate digest`` starts fast.
 """
 
@@ -38,7 +40,7 @@ import mmap
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import blake3
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         SampleProof,
         SampleSet,
         check_sample_proof,
+        file_id_of_digest,
         prove_sample,
         sample_proof_from_json,
     )
@@ -70,6 +73,7 @@ _SAMPLE_NAMES = frozenset(
         "SampleProof",
         "SampleSet",
         "check_sample_proof",
+        "file_id_of_digest",
         "prove_sample",
         "sample_proof_from_json",
     }
@@ -101,12 +105,15 @@ __all__ = [
     "digest_bytes",
     "digest_file",
     "digest_path",
+    "file_id",
+    "file_id_of_digest",
     "is_tabular",
     "manifest_bytes",
     "manifest_line",
     "manifest_sha256",
     "prove_sample",
     "read_table",
+    "row_id",
     "row_ids",
     "sample_proof_from_json",
     "sample_set_of_table",
@@ -116,7 +123,7 @@ Progress = Callable[[int], None]
 """Progress is called with the number of bytes just hashed (an increment, not a total)."""
 
 ROW_ENCODING = "provgate-row/v1"
-"""ROW_ENCODING names the canonical row encoding the per-row ids are taken over."""
+"""ROW_ENCODING names the canonical row encoding: a row's id is SHA-256(0x00 || encoding)."""
 
 ROW_ID_COLUMN = "_prov_id"
 """ROW_ID_COLUMN is the column :func:`add_row_ids` adds: ``fixed_size_binary(32)``."""
@@ -376,10 +383,29 @@ def read_table(path: str | os.PathLike[str]) -> pa.Table:
 
 
 def row_ids(table: pa.Table) -> list[bytes]:
-    """row_ids returns one 32-byte ``provgate-row/v1`` id per row, in row order."""
+    """row_ids returns one 32-byte id per row, in row order: SHA-256(0x00 || row encoding)."""
     from prov_core import _rows
 
     return _rows.row_ids(table)
+
+
+def row_id(row: pa.Table | Mapping[str, Any]) -> bytes:
+    """row_id returns the id of one row, to prove it in (or out of) a sample set.
+
+    ``row`` is a one-row table or a mapping of column name to value; give a
+    value as a ``pyarrow.Scalar`` to fix its type (``pa.scalar(7, pa.int16())``).
+    See :func:`prov_core._rows.row_id`.
+    """
+    from prov_core import _rows
+
+    return _rows.row_id(row)
+
+
+def file_id(path: str | os.PathLike[str]) -> bytes:
+    """file_id returns the sample id of a file: SHA-256(0x00 || BLAKE3 of its bytes)."""
+    from prov_core._samples import file_id_of_digest
+
+    return file_id_of_digest(digest_file(path))
 
 
 def add_row_ids(table: pa.Table) -> pa.Table:

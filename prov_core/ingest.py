@@ -3,8 +3,9 @@
 A tabular file (CSV, Parquet, JSON Lines) is a set of rows: one id per row
 (see docs/digests.md). Anything else — another file, or a directory — is a
 set of files: one id per file, its BLAKE3. Either way the dataset root is the
-RFC 9162 Merkle root of the ids in sorted order, which the ingest record
-signs, so any single sample can later be proven to be in the dataset or not.
+RFC 9162 Merkle root of the ids in sorted order (a sample's id is its RFC 9162
+leaf hash, see docs/digests.md), which the ingest record signs, so any single
+sample can later be proven to be in the dataset or not.
 One call appends exactly one ledger entry.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prov_core.digest import FILE_SAMPLE_ENCODING, SampleSet, digest_path, is_tabular
+from prov_core.digest import SampleSet, digest_path, is_tabular
 from prov_core.errors import InputError
 from prov_core.statement import Statement, Subject, ingest_predicate
 from prov_core.step import Attestation, Recorder
@@ -80,9 +81,7 @@ def ingest_path(
         samples = sample_set_of_table(read_table(path))
         unit = "rows"
     else:
-        samples = SampleSet.of_ids(
-            [bytes.fromhex(f.blake3) for f in tree.files], leaf_encoding=FILE_SAMPLE_ENCODING
-        )
+        samples = SampleSet.of_files(f.blake3 for f in tree.files)
         unit = "files"
     predicate = ingest_predicate(
         source_uri=request.source,

@@ -471,7 +471,7 @@ class SampleSummary:
     count: int
     root: str
     leaf_encoding: str
-    algorithm: str = "blake3"
+    algorithm: str = "sha256"
 
     def __post_init__(self) -> None:
         if type(self.count) is not int or self.count < 0:
@@ -488,7 +488,7 @@ class SampleSummary:
                 count=m["count"],
                 root=m["root"],
                 leaf_encoding=m["leafEncoding"],
-                algorithm=m.get("algorithm", "blake3"),
+                algorithm=m.get("algorithm", "sha256"),
             )
         except KeyError as exc:
             raise InputError(f"sample summary lacks {exc.args[0]!r}") from exc

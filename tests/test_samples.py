@@ -1,4 +1,4 @@
-"""Per-sample ids (provgate-row/v1), reading tables, sample sets and their proofs."""
+"""Sample ids (RFC 9162 leaf hashes of provgate-row/v1 rows and of files), sets, proofs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from prov_core import _rows
 from prov_core import digest as d
-from prov_core._samples import Neighbour, leaf_hashes, sorted_root
+from prov_core._samples import Neighbour, sorted_root
 from prov_core.errors import (
     CanonicalizationError,
     FormatError,
@@ -63,7 +63,9 @@ def test_row_encoding_exact_bytes() -> None:
         + _cell("s", b"S", "héllo".encode())
     )
     assert _rows.encode_rows(t).to_pylist() == [expected]
-    assert d.row_ids(t) == [blake3.blake3(expected).digest()]
+    # The id is the RFC 9162 leaf hash of the row's bytes.
+    assert d.row_ids(t) == [hashlib.sha256(b"\x00" + expected).digest()]
+    assert d.row_ids(t) == [merkle.leaf_hash(expected)]
 
 
 @pytest.mark.parametrize(
@@ -202,7 +204,7 @@ def test_batches_and_chunks_do_not_change_ids(monkeypatch: pytest.MonkeyPatch) -
 def test_empty_and_columnless_tables() -> None:
     assert d.row_ids(pa.table({"x": pa.array([], pa.int64())})) == []
     no_columns = pa.table({"x": [1, 2]}).drop_columns(["x"])
-    assert d.row_ids(no_columns) == [blake3.blake3(b"").digest()] * 2
+    assert d.row_ids(no_columns) == [merkle.leaf_hash(b"")] * 2
     empty = d.sample_set_of_table(pa.table({"x": pa.array([], pa.int64())}))
     assert empty.count == 0
     assert empty.root == merkle.EMPTY_ROOT
@@ -388,12 +390,13 @@ def test_sample_set_root_is_rfc9162_over_sorted_ids() -> None:
     ordered = sorted(ids)
     assert s.count == 15
     assert s.ids() == ordered
-    assert s.root == merkle.root_of([merkle.leaf_hash(i) for i in ordered])
-    assert s.root == merkle.MemoryTree.from_data(ordered).root()
-    assert leaf_hashes(b"".join(ordered)) == [merkle.leaf_hash(i) for i in ordered]
+    # The ids are the level-0 hashes: no second leaf-hash pass.
+    assert s.root == merkle.root_of(ordered)
+    assert s.root == merkle.MemoryTree(ordered).root()
+    assert s.root == sorted_root(b"".join(ordered))
     assert s.summary() == {
         "count": 15,
-        "algorithm": "blake3",
+        "algorithm": "sha256",
         "leafEncoding": "provgate-file/v1",
         "root": s.root.hex(),
     }
@@ -410,7 +413,7 @@ def test_table_sample_set_matches_generic_path() -> None:
     assert s.sorted_ids() == generic.sorted_ids()
     assert s.root == generic.root == sorted_root(s.sorted_ids())
     assert s.count == 505
-    assert (s.algorithm, s.leaf_encoding) == ("blake3", "provgate-row/v1")
+    assert (s.algorithm, s.leaf_encoding) == ("sha256", "provgate-row/v1")
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 13])
@@ -486,7 +489,7 @@ def test_tampered_non_membership_proofs_fail() -> None:
         root=s.root,
         left=d.prove_sample(s, absent).left,
         right=Neighbour(ordered[6], 6, tuple(s.tree().prove_inclusion(6))),
-        algorithm="blake3",
+        algorithm="sha256",
         leaf_encoding=s.leaf_encoding,
     )
     with pytest.raises(ProofError, match="adjacent"):
@@ -609,7 +612,121 @@ def test_row_id_test_vector_from_the_docs() -> None:
     )
     assert _rows.encode_rows(t).to_pylist() == [encoded]
     assert d.row_ids(t)[0].hex() == (
-        "e053632d6dcdf0738316c210656b5287a43146463e03d18c1d5513e407720e65"
+        "ed66f8ce123e5471e77beb89eb478a8989c70d0a033434a690ab2433366e120c"
     )
     s = d.sample_set_of_table(pa.table({"x": [1, 2, 3]}))
-    assert s.root.hex() == "95e1784f8fd06c4c1693446cdccb45363def85355a15810264ecf4a3f8484fc4"
+    assert [i.hex() for i in s.ids()] == [
+        "05f79c36bc446d40cafa9dbf2e09d382693ba0638f9b5aecef414a7d146ddc97",  # x = 3
+        "4f72630a5789428c21f70d6bb50940834ad4e43084d91174255eb0304a4b9fee",  # x = 1
+        "ab473de86711af68aabbf918dbd4a5a3bbf9f6fd7cb7376588f53dc6a165d8aa",  # x = 2
+    ]
+    assert s.root.hex() == "8ee1d727f00c1fdb8d5c072c8ffbce2d9f42a55e5b048178bba9189104ba3ec7"
+    # A file holding b"abc": BLAKE3 6437b3ac…9d85, sample id SHA-256(0x00 || those 32 bytes).
+    b3 = "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+    assert blake3.blake3(b"abc").hexdigest() == b3
+    assert d.file_id_of_digest(b3).hex() == (
+        "57e2817034b593f37fa9bba46438db448338e8fdbfd1f625d25de7967abfb47c"
+    )
+
+
+# --- ids are RFC 9162 leaf hashes -------------------------------------------------------------
+
+
+def test_root_is_checkable_with_standard_rfc9162_tooling() -> None:
+    # A tool that knows nothing of provgate: leaves hold the rows' bytes, sorted by leaf hash.
+    t = pa.table({"x": [i % 50 for i in range(300)], "s": [str(i % 7) for i in range(300)]})
+    s = d.sample_set_of_table(t)
+    data = _rows.encode_rows(t).to_pylist()
+    standard = merkle.MemoryTree.from_data(sorted(data, key=merkle.leaf_hash))
+    assert standard.root() == s.root
+    row = t.slice(123, 1)
+    proof = d.prove_sample(s, d.row_id(row))
+    assert isinstance(proof, d.MembershipProof)
+    merkle.check_inclusion(
+        proof.index, s.count, merkle.leaf_hash(data[123]), list(proof.path), s.root
+    )
+
+
+def test_row_id_from_a_one_row_table_or_a_mapping() -> None:
+    t = pa.table({"i": pa.array([7, 8], pa.int16()), "s": ["a", "b"], "f": [0.5, 1.5]})
+    ids = d.row_ids(t)
+    assert d.row_id(t.slice(1, 1)) == ids[1]
+    assert d.row_id({"s": "a", "f": 0.5, "i": 7}) == ids[0]  # int width does not matter
+    assert d.row_id({"s": "a", "f": 0.5, "i": pa.scalar(7, pa.int16())}) == ids[0]
+    assert d.row_id({"s": "a", "f": 0.5, "i": pa.scalar(7.0)}) != ids[0]  # a float is not an int
+    assert d.row_id({"s": pa.scalar(None, pa.string()), "f": 0.5, "i": 7}) != ids[0]
+    assert d.row_id({"n": None}) == merkle.leaf_hash(_cell("n", b"N", prefixed=False))
+    with pytest.raises(InputError, match="one row"):
+        d.row_id(t)
+    with pytest.raises(CanonicalizationError):
+        d.row_id({"x": object()})
+    s = d.sample_set_of_table(t)
+    assert d.row_id({"s": "b", "f": 1.5, "i": 8}) in s
+    absent = d.prove_sample(s, d.row_id({"s": "c", "f": 1.5, "i": 8}))
+    assert isinstance(absent, d.NonMembershipProof)
+    assert d.check_sample_proof(absent, s.root, s.count)
+
+
+def test_file_samples_are_leaf_hashes_of_their_blake3(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"alpha")
+    (tmp_path / "b.txt").write_bytes(b"beta")
+    tree = d.digest_path(tmp_path)
+    s = d.SampleSet.of_files(f.blake3 for f in tree.files)
+    assert s.summary()["algorithm"] == "sha256"
+    assert s.leaf_encoding == d.FILE_SAMPLE_ENCODING == "provgate-file/v1"
+    a = d.file_id(tmp_path / "a.txt")
+    assert a == merkle.leaf_hash(blake3.blake3(b"alpha").digest())
+    assert a == d.file_id_of_digest(blake3.blake3(b"alpha").digest())
+    assert d.SampleSet.of_files(bytes.fromhex(f.blake3) for f in tree.files).root == s.root
+    assert (
+        s.root
+        == merkle.MemoryTree.from_data(
+            sorted((bytes.fromhex(f.blake3) for f in tree.files), key=merkle.leaf_hash)
+        ).root()
+    )
+    proof = d.prove_sample(s, a)
+    assert isinstance(proof, d.MembershipProof)
+    assert d.check_sample_proof(proof, s.root, s.count)
+    (tmp_path / "c.txt").write_bytes(b"gamma")
+    assert d.file_id(tmp_path / "c.txt") not in s
+    with pytest.raises(InputError, match="BLAKE3 digest"):
+        d.SampleSet.of_files(["abcd"])
+
+
+def test_a_proof_for_other_ids_is_refused() -> None:
+    s = d.SampleSet.of_ids(_ids(5), leaf_encoding=d.FILE_SAMPLE_ENCODING)
+    doc = {**d.prove_sample(s, s.id_at(2)).to_json(), "algorithm": "blake3"}
+    with pytest.raises(ProofError, match="blake3"):
+        d.check_sample_proof(d.sample_proof_from_json(doc), s.root, s.count)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 65, 1000, 1025])
+def test_bucketed_sort_and_root_match_the_reference(
+    monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    monkeypatch.setattr(_rows, "_BUCKET_MIN_IDS", 4)
+    monkeypatch.setattr(_rows, "_NODE_CHUNK", 8)
+    ids = _ids(n, dup=3 if n > 3 else 0)
+    if n > 3:  # distinct ids that share their first 8 bytes: the tie-break must order them
+        ids += [ids[0][:8] + bytes([b]) * 24 for b in (0, 255, 7)]
+    for buckets in (1, 2, 8):
+        monkeypatch.setattr(_rows, "SORT_BUCKETS", buckets)
+        sorted_blob, root = _rows.sorted_ids_and_root(b"".join(ids))
+        assert sorted_blob == b"".join(sorted(ids))
+        assert root == merkle.root_of(sorted(ids))
+        assert root == (merkle.MemoryTree(sorted(ids)).root() if ids else merkle.EMPTY_ROOT)
+
+
+def test_prov_id_check_names_the_first_bad_row_and_accepts_any_hex_case() -> None:
+    t = pa.table({"x": list(range(10))})
+    ids = d.row_ids(t)
+    upper = t.append_column("_prov_id", pa.array([i.hex().upper() for i in ids]))
+    assert d.add_row_ids(upper) is upper
+    bad = list(ids)
+    bad[6] = bytes(32)
+    wrong = t.append_column("_prov_id", pa.array(bad, pa.binary(32)))
+    with pytest.raises(VerificationError, match="row 6"):
+        d.sample_set_of_table(wrong)
+    nulls = t.append_column("_prov_id", pa.array([*ids[:9], None], pa.binary(32)))
+    with pytest.raises(VerificationError, match="row 9"):
+        d.add_row_ids(nulls)
