@@ -74,11 +74,15 @@ DEFAULT_MAX_DEPTH: Final = 64
 # recursion limit is reached inside json or rfc8785.
 _MAX_CANONICAL_DEPTH: Final = 256
 
+# check_circular=False: _walk has already refused any value nested deeper
+# than _MAX_CANONICAL_DEPTH, which a cycle always is, so the encoder's own
+# bookkeeping of the containers it is inside (~15% of its time) is not needed.
 _ENCODER: Final = json.JSONEncoder(
     ensure_ascii=False,
     allow_nan=False,
     sort_keys=True,
     separators=(",", ":"),
+    check_circular=False,
 )
 
 # A key needs the exact path when it holds a character above U+FFFF.

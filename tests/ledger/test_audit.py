@@ -99,26 +99,60 @@ def test_deleted_row(log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifi
 def test_deleted_and_renumbered(
     log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier
 ) -> None:
+    """Entry 9's contents are dropped and every later entry moves down one position.
+
+    The rows keep their committed hashes and checkpoints, as the separate
+    tables of schema 1 did; the last row keeps its own contents, because a
+    row cannot go without the checkpoint it carries (see the whole-row case).
+    """
+    ledger, leaves = log
+    with raw(ledger.path) as conn:
+        for i in range(9, SIZE - 1):
+            conn.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (leaves[i + 1], i))
+    found = kinds(audit(ledger, verifier))
+    assert [p.index for p in found["deleted"]] == [9]
+    assert "entry 9 was deleted" in found["deleted"][0].message
+    assert "edited" not in found
+    assert found["root-mismatch"][0].size == 13
+    assert set(found) == {"deleted", "root-mismatch"}
+
+
+def test_rows_deleted_and_renumbered(
+    log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier
+) -> None:
+    """Whole rows renumbered take their hashes and checkpoints with them: still caught.
+
+    Every moved checkpoint is named with the size it is stored at and the
+    size it signs, which says by how much the rows were shifted, and the
+    entries past the last checkpoint still in place are named as uncovered.
+    """
     ledger, _ = log
     with raw(ledger.path) as conn:
         conn.execute("DELETE FROM entries WHERE idx = 9")
         for i in range(10, SIZE):
             conn.execute("UPDATE entries SET idx = ? WHERE idx = ?", (i - 1, i))
     found = kinds(audit(ledger, verifier))
-    assert [p.index for p in found["deleted"]] == [9]
-    assert "entry 9 was deleted" in found["deleted"][0].message
-    assert "edited" not in found
-    assert [p.index for p in found["missing"]] == [SIZE - 1]  # the count is short
+    moved = [(p.size, p.message) for p in found["wrong-checkpoint"]]
+    assert [s for s, _ in moved] == [12, 14, 15, 20, SIZE - 1]
+    for stored, message in moved:
+        assert message.endswith(f"at size {stored + 1}")
+    assert [p.index for p in found["uncovered"]] == [5]  # the last checkpoint in place
+    assert "entries 5..38 are not covered" in found["uncovered"][0].message
 
 
 def test_inserted_and_renumbered(
     log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier
 ) -> None:
-    ledger, _ = log
+    """A forged entry 11; the committed entries 11.. move up one position, the last to a new row."""
+    ledger, leaves = log
     with raw(ledger.path) as conn:
-        for i in range(SIZE - 1, 10, -1):
-            conn.execute("UPDATE entries SET idx = ? WHERE idx = ?", (i + 1, i))
-        conn.execute("INSERT INTO entries (idx, leaf) VALUES (11, ?)", (b"forged record",))
+        conn.execute(
+            "INSERT INTO entries (idx, hashes, leaf) VALUES (?, ?, ?)",
+            (SIZE, leaf_hash(leaves[SIZE - 1]), leaves[SIZE - 1]),
+        )
+        for i in range(SIZE - 1, 11, -1):
+            conn.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (leaves[i - 1], i))
+        conn.execute("UPDATE entries SET leaf = ? WHERE idx = 11", (b"forged record",))
     found = kinds(audit(ledger, verifier))
     assert [p.index for p in found["inserted"]] == [11]
     assert "entry 11 was inserted" in found["inserted"][0].message
@@ -126,12 +160,34 @@ def test_inserted_and_renumbered(
     assert "edited" not in found
 
 
+def test_rows_inserted_and_renumbered(
+    log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier
+) -> None:
+    ledger, _ = log
+    with raw(ledger.path) as conn:
+        for i in range(SIZE - 1, 10, -1):
+            conn.execute("UPDATE entries SET idx = ? WHERE idx = ?", (i + 1, i))
+        forged = b"forged record"
+        conn.execute(
+            "INSERT INTO entries (idx, hashes, leaf) VALUES (11, ?, ?)", (leaf_hash(forged), forged)
+        )
+    found = kinds(audit(ledger, verifier))
+    moved = [(p.size, p.message) for p in found["wrong-checkpoint"]]
+    assert [s for s, _ in moved] == [14, 16, 17, 22, SIZE + 1]
+    for stored, message in moved:
+        assert message.endswith(f"at size {stored - 1}")
+    assert [p.index for p in found["uncovered"]] == [5]
+
+
 def test_inserted_extra_index(
     log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier
 ) -> None:
     ledger, _ = log
     with raw(ledger.path) as conn:
-        conn.execute("INSERT INTO entries (idx, leaf) VALUES (?, ?)", (SIZE + 3, b"extra"))
+        conn.execute(
+            "INSERT INTO entries (idx, hashes, leaf) VALUES (?, ?, ?)",
+            (SIZE + 3, leaf_hash(b"extra"), b"extra"),
+        )
     found = kinds(audit(ledger, verifier))
     assert [p.index for p in found["uncovered"]] == [SIZE + 3]
     assert set(found) == {"uncovered"}
@@ -157,13 +213,30 @@ def test_adjacent_swap(log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVeri
     assert [(p.index, p.other_index) for p in found["swapped"]] == [(20, 21)]
 
 
+def test_rows_swapped(log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier) -> None:
+    """Whole rows swapped take their hashes along; the hashes then miss the signed roots."""
+    ledger, _ = log
+    with raw(ledger.path) as conn:
+        conn.execute("UPDATE entries SET idx = -1 WHERE idx = 5")
+        conn.execute("UPDATE entries SET idx = 5 WHERE idx = 9")
+        conn.execute("UPDATE entries SET idx = 9 WHERE idx = -1")
+    found = kinds(audit(ledger, verifier))
+    # Checkpoint 13 is the first to cover both rows; entries 5..12 hold the change.
+    assert [p.size for p in found["subtree-mismatch"]] == [13]
+    assert [(p.size, p.index) for p in found["root-mismatch"]] == [(13, 5)]
+    assert "diverge within entries 5..12" in found["root-mismatch"][0].message
+
+
 def test_row_without_checkpoint(
     log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier
 ) -> None:
     ledger, _ = log
     with raw(ledger.path) as conn:
-        conn.execute("INSERT INTO entries (idx, leaf) VALUES (?, ?)", (SIZE, b"sneaked in"))
-        conn.execute("INSERT INTO entries (idx, leaf) VALUES (?, ?)", (SIZE + 1, b"and another"))
+        for i, forged in ((SIZE, b"sneaked in"), (SIZE + 1, b"and another")):
+            conn.execute(
+                "INSERT INTO entries (idx, hashes, leaf) VALUES (?, ?, ?)",
+                (i, leaf_hash(forged), forged),
+            )
     found = kinds(audit(ledger, verifier))
     assert [p.index for p in found["uncovered"]] == [SIZE]
     assert f"entries {SIZE}..{SIZE + 1} are not covered" in found["uncovered"][0].message
@@ -171,7 +244,7 @@ def test_row_without_checkpoint(
 
 def _replace_checkpoint(path: Path, size: int, note: bytes) -> None:
     with raw(path) as conn:
-        conn.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (note, size))
+        conn.execute("UPDATE entries SET note = ? WHERE idx = ?", (note, size - 1))
 
 
 def test_forged_signature(log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier) -> None:
@@ -219,7 +292,12 @@ def test_checkpoint_with_wrong_root(
 def test_tampered_subtree(log: tuple[SQLiteLedger, list[bytes]], verifier: NoteVerifier) -> None:
     ledger, _ = log
     with raw(ledger.path) as conn:
-        conn.execute("UPDATE subtrees SET hash = ? WHERE level = 1 AND n = 9", (bytes(32),))
+        # Subtree (1, 9) is bytes 32..63 of row 19, the leaf that completed it.
+        conn.execute(
+            "UPDATE entries SET hashes = substr(hashes, 1, 32) || ? || substr(hashes, 65)"
+            " WHERE idx = 19",
+            (bytes(32),),
+        )
     found = kinds(audit(ledger, verifier))
     assert any("(1, 9)" in p.message for p in found["subtree-mismatch"])
 

@@ -22,7 +22,7 @@ def test_wal_and_meta(sqlite_factory: LedgerFactory, sqlite_path: Path) -> None:
     conn = sqlite3.connect(sqlite_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(conn.execute("SELECT key, value FROM meta"))
-    assert meta == {"schema": "provgate-ledger", "version": "1", "origin": ORIGIN}
+    assert meta == {"schema": "provgate-ledger", "version": "2", "origin": ORIGIN}
     conn.close()
 
 
@@ -68,15 +68,22 @@ def test_storage_errors_are_ledger_errors(sqlite_factory: LedgerFactory, sqlite_
     with sqlite_factory() as ledger:
         ledger.append([b"a"])
         conn = sqlite3.connect(sqlite_path)
-        conn.execute("DROP TABLE entries")
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
         conn.commit()
-        conn.close()
         with pytest.raises(LedgerError) as info:
             ledger.append([b"b"])
         assert isinstance(info.value.__cause__, sqlite3.Error)
+        assert ledger.size() == 1
+        assert list(ledger.entries()) == [(0, b"a")]
+        conn.execute("DROP TABLE entries")
+        conn.commit()
+        conn.close()
         with pytest.raises(LedgerError):
             list(ledger.entries())
-        assert ledger.size() == 1
+        with pytest.raises(LedgerError):
+            ledger.size()
 
 
 def test_two_handles_share_the_log(sqlite_factory: LedgerFactory, verifier: NoteVerifier) -> None:
