@@ -14,8 +14,9 @@ The implementer's contract:
 - ``kind`` names the backend (``"local"``, ``"lakefs"``); ``scheme`` is its
   URI scheme (``provgate``, ``lakefs``).
 - **resolve(repo, ref)** returns the full commit id ``ref`` points at, or
-  raises :class:`~prov_core.errors.RefNotFound`. Never guesses: an ambiguous
-  prefix is an error naming the candidates.
+  raises :class:`~prov_core.errors.NotFoundError`. Never guesses: an ambiguous
+  prefix is a :class:`~prov_core.errors.NotFoundError` too (the local store
+  names the candidates; lakeFS reports plain not-found).
 - **get_commit(repo, ref)** returns the :class:`Commit` ``ref`` resolves to.
 - **list_objects(repo, ref, prefix="", after="", amount=1000)** returns one
   :class:`ObjectPage` of objects at ``ref`` in path order, strictly after
@@ -28,8 +29,8 @@ The implementer's contract:
 - **commit(repo, branch, message, metadata)** commits the branch's staged
   changes atomically and returns the new :class:`Commit`; metadata is
   ``str -> str``.
-- **tag(repo, name, ref)** creates a tag; **diff(repo, left, right)** lists
-  what changed between two refs.
+- **tag(repo, name, ref)** creates a tag and returns the commit id it points
+  at; **diff(repo, left, right)** lists what changed between two refs.
 - **create_repository(repo, default_branch)** and **create_branch(repo,
   name, source)** set a repository up.
 - Paths are relative POSIX paths: no leading ``/``, no ``.``/``..``
