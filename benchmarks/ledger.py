@@ -5,7 +5,8 @@
 Measures, on a fresh home in a temporary directory:
   * one recorded step (canonicalize, sign, append, commit) — µs per step,
     next to its peer: openlineage-python writing one unsigned RunEvent to a
-    file with its FileTransport (if openlineage-python is installed);
+    file with its FileTransport (if openlineage-python is installed), the two
+    interleaved in alternating chunks so machine load hits both alike;
   * signed appends per second, batched (``Recorder.record_many``);
   * full-ledger verification (``provgate verify``'s work) in records per second.
 """
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,23 +36,22 @@ def _artifacts(i: int) -> tuple[list[Artifact], list[Artifact]]:
     return inputs, outputs
 
 
-def bench_single(recorder: Recorder, n: int) -> float:
-    """Median µs per recorded step over n steps, each its own transaction."""
-    times = []
-    for i in range(n):
+def our_step(recorder: Recorder) -> Callable[[int], object]:
+    """One recorded step: statement, RFC 8785, DSSE signature, append, checkpoint, commit."""
+
+    def step(i: int) -> object:
         inputs, outputs = _artifacts(i)
-        t = time.perf_counter()
-        record_step(
+        return record_step(
             recorder, "clean", inputs=inputs, outputs=outputs,
             parameters={"threshold": 3, "lang": "en"},
             orchestrator={"name": "bench", "run_id": f"run-{i}", "task": "clean", "attempt": 1},
         )  # fmt: skip
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+
+    return step
 
 
-def bench_openlineage(tmp: Path, n: int) -> float | None:
-    """Median µs for openlineage-python to write one unsigned RunEvent to a file."""
+def openlineage_emit(tmp: Path) -> Callable[[int], object] | None:
+    """openlineage-python writing one unsigned RunEvent to a file (None if not installed)."""
     try:
         from openlineage.client import OpenLineageClient
         from openlineage.client.event_v2 import (
@@ -69,10 +70,9 @@ def bench_openlineage(tmp: Path, n: int) -> float | None:
 
     transport = FileTransport(FileConfig(log_file_path=str(tmp / "ol.jsonl"), append=True))
     client = OpenLineageClient(transport=transport)
-    times = []
-    for i in range(n):
-        t = time.perf_counter()
-        client.emit(
+
+    def emit(i: int) -> object:
+        return client.emit(
             RunEvent(
                 eventType=RunState.COMPLETE,
                 eventTime=datetime.now(UTC).isoformat(),
@@ -83,8 +83,23 @@ def bench_openlineage(tmp: Path, n: int) -> float | None:
                 outputs=[OutputDataset(namespace="bench", name=f"clean/part-{i}.parquet")],
             )
         )
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+
+    return emit
+
+
+def interleaved(
+    fns: dict[str, Callable[[int], object]], n: int, rounds: int = 10
+) -> dict[str, float]:
+    """Median µs per call of each function, run in alternating chunks so load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    chunk = max(1, n // rounds)
+    for r in range(rounds):
+        for name, fn in fns.items():
+            for i in range(r * chunk, (r + 1) * chunk):
+                t = time.perf_counter()
+                fn(i)
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
 
 def bench_batched(recorder: Recorder, n: int, batch: int) -> float:
@@ -118,8 +133,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home, _ = init_home(Path(tmp) / "home")
         with Recorder.from_home(home) as recorder:
-            single = bench_single(recorder, args.single)
-            peer = bench_openlineage(Path(tmp), args.single)
+            fns = {"ours": our_step(recorder)}
+            peer_fn = openlineage_emit(Path(tmp))
+            if peer_fn is not None:
+                fns["peer"] = peer_fn
+            medians = interleaved(fns, args.single)
+            single, peer = medians["ours"], medians.get("peer")
             batched = bench_batched(recorder, args.records, args.batch)
         print(f"single recorded step      {single:8.1f} µs  (target <= the openlineage file emit)")
         if peer is not None:
