@@ -3,7 +3,7 @@
 # init a home, ingest rows and files, verify the ledger, prove an entry, show a record.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-export PROVGATE_HOME="${PROVGATE_HOME:-$here/../.provgate-demo}"
+export PROVGATE_HOME="${PROVGATE_HOME:-$(cd "$here/.." && pwd)/.provgate-demo}"
 rm -rf "$PROVGATE_HOME"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
@@ -21,5 +21,5 @@ step provgate log consistency 1 2 --json
 step provgate keys list
 printf '\n\033[1m$ provgate show 0 --json | head -40\033[0m\n'
 provgate show 0 --json | head -40
-printf '\nThe verified lineage of the demo is in %s (try: provgate --home %s verify)\n' \
+printf '\nThe demo ledger is in %s; verify it again with:\n  PROVGATE_HOME=%s .venv/bin/provgate verify\n' \
   "$PROVGATE_HOME" "$PROVGATE_HOME"
