@@ -113,6 +113,11 @@ def _build_app() -> typer.Typer:
     keys_app = typer.Typer(help="Signing keys: list, rotate, revoke.", no_args_is_help=True)
     app.add_typer(log_app, name="log")
     app.add_typer(keys_app, name="keys")
+    snapshot_app = typer.Typer(
+        help="Dataset snapshots: commit files as a signed, pinned commit; show; verify.",
+        no_args_is_help=True,
+    )
+    app.add_typer(snapshot_app, name="snapshot")
     state: dict[str, Path | None] = {"home": None}
 
     @app.callback()
@@ -210,10 +215,18 @@ def _build_app() -> typer.Typer:
                 intended_use=intended_use,
                 per_file=files,
             )
-            with progress_bar(in_bytes=True) as bar, Recorder.from_home(home) as recorder:
+            with (
+                progress_bar(in_bytes=True) as bar,
+                Recorder.from_home(home) as recorder,
+                home.open_index() as index,
+            ):
                 task = bar.add_task("digesting", total=None)
                 result = ingest_path(
-                    recorder, path, request, progress=lambda n: bar.update(task, advance=n)
+                    recorder,
+                    path,
+                    request,
+                    progress=lambda n: bar.update(task, advance=n),
+                    index=index,
                 )
             doc = {
                 "log_index": result.attestation.log_index,
@@ -333,6 +346,184 @@ def _build_app() -> typer.Typer:
                 err.print(f"new {doc['new_size']} root {doc['new_root']}")
                 for i, h in enumerate(doc["path"]):
                     sys.stdout.write(f"{i:3d} {h}\n")
+
+    @contextmanager
+    def snapshot_store(uri: Any, home: Any) -> Iterator[Any]:
+        from prov_core.snapshot_record import open_store_for
+
+        store: Any = open_store_for(uri, home)  # both backends have close()
+        try:
+            yield store
+        finally:
+            store.close()
+
+    @snapshot_app.command("commit")
+    def snapshot_commit(
+        path: Path = typer.Argument(..., help="a file or a directory to upload"),
+        uri: str = typer.Argument(
+            ..., help="provgate://REPO/BRANCH[/PREFIX] (embedded store) or lakefs://..."
+        ),
+        message: str = typer.Option("", "-m", "--message", help="commit message"),
+        as_json: bool = typer.Option(False, "--json", help='print {"commit", "log_index"}'),
+    ) -> None:
+        """Upload PATH under the prefix, commit it and sign a snapshot record."""
+        from prov_core.errors import InputError, NotFoundError
+        from prov_core.snapshot_record import commit_snapshot, normalize_prefix
+        from prov_core.snapshots.base import SnapshotURI
+        from prov_core.step import Recorder
+
+        with errors():
+            target = SnapshotURI.parse(uri)
+            prefix = normalize_prefix(target.path)
+            if target.pinned or target.ref.endswith("@"):
+                raise InputError(
+                    f"{uri}: snapshot commit writes to a branch, not {target.ref!r} "
+                    f"(give {target.scheme}://{target.repository}/BRANCH[/PREFIX])"
+                )
+            if not path.exists():
+                raise InputError(f"{path}: no such file or directory")
+            home = opened()
+            with (
+                snapshot_store(target, home) as store,
+                Recorder.from_home(home) as recorder,
+                home.open_index() as index,
+            ):
+                if target.scheme == "provgate":
+                    try:
+                        store.resolve(target.repository, target.ref)
+                    except NotFoundError as missing:
+                        if target.ref != "main":
+                            raise
+                        try:  # a new repository; an existing one lacks branch main
+                            store.create_repository(target.repository, "main")
+                        except InputError:
+                            raise missing from None
+                        err.print(f"created repository {target.repository} (branch main)")
+                result = commit_snapshot(
+                    recorder,
+                    store,
+                    target.repository,
+                    target.ref,
+                    path,
+                    prefix=prefix,
+                    message=message,
+                    index=index,
+                )
+        if as_json:
+            _emit_json({"commit": result.commit_id, "log_index": result.log_index})
+            return
+        pinned = f"{target.scheme}://{target.repository}/{result.commit_id}"
+        err.print(
+            f"committed {len(result.objects)} object(s) as {pinned}/{prefix}\n"
+            f"  log index  {result.log_index}\n"
+            f"  manifest   blake3:{result.manifest.blake3}"
+        )
+        if result.uncovered:
+            err.print(
+                f"[yellow]{len(result.uncovered)} object(s) no signed record covers "
+                "(the gate will refuse them):[/yellow]",
+                markup=True,
+            )
+            for p in result.uncovered:
+                err.print(f"  {p}", markup=False)
+
+    @snapshot_app.command("show")
+    def snapshot_show(
+        uri: str = typer.Argument(..., help="provgate://REPO/REF or lakefs://REPO/REF"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Show a commit: its metadata and its snapshot record (log index, objects, uncovered)."""
+        from prov_core.errors import IntegrityError
+        from prov_core.snapshot_record import find_snapshot_record
+        from prov_core.snapshots.base import SnapshotURI
+
+        with errors():
+            target = SnapshotURI.parse(uri)
+            home = opened()
+            with (
+                snapshot_store(target, home) as store,
+                home.open_ledger() as ledger,
+                home.open_index() as index,
+            ):
+                commit = store.get_commit(target.repository, target.ref)
+                try:
+                    record = find_snapshot_record(
+                        ledger, index, store, target.repository, commit.id
+                    )
+                except IntegrityError as exc:
+                    record, missing = None, str(exc)
+            doc = {
+                "commit": commit.id,
+                "repository": target.repository,
+                "ref": target.ref,
+                "store": store.kind,
+                "message": commit.message,
+                "metadata": dict(commit.metadata),
+                "creation_date": commit.creation_date,
+                "log_index": None if record is None else record.log_index,
+                "objects": None if record is None else len(record.objects),
+                "uncovered": None if record is None else list(record.uncovered),
+            }
+        if as_json:
+            _emit_json(doc)
+            return
+        err.print(f"commit {commit.id}  ({target.scheme}://{target.repository}/{target.ref})")
+        err.print(f"  message    {commit.message}", markup=False)
+        for key, value in sorted(commit.metadata.items()):
+            err.print(f"  metadata   {key}={value}", markup=False)
+        if record is None:
+            err.print(f"  [yellow]no snapshot record[/yellow]: {missing}", markup=True)
+            return
+        err.print(f"  log index  {record.log_index}  (not verified: run `snapshot verify`)")
+        err.print(f"  objects    {len(record.objects)}, uncovered {len(record.uncovered)}")
+        for p in record.uncovered:
+            err.print(f"  uncovered  {p}", markup=False)
+
+    @snapshot_app.command("verify")
+    def snapshot_verify(
+        uri: str = typer.Argument(..., help="provgate://REPO/COMMIT or lakefs://REPO/COMMIT"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Re-read and re-hash every object of a commit against its signed snapshot record."""
+        from prov_core.errors import InputError
+        from prov_core.snapshot_record import verify_snapshot
+        from prov_core.snapshots.base import SnapshotURI
+
+        with errors():
+            target = SnapshotURI.parse(uri)
+            if target.path:
+                raise InputError(
+                    f"{uri}: snapshot verify checks a whole snapshot; give "
+                    f"{target.scheme}://{target.repository}/{target.ref} without a path"
+                )
+            home = opened()
+            with (
+                snapshot_store(target, home) as store,
+                home.open_ledger() as ledger,
+                home.open_index() as index,
+            ):
+                report = verify_snapshot(
+                    store,
+                    target.repository,
+                    target.ref,
+                    ledger=ledger,
+                    trust=home.trust(),
+                    index=index,
+                )
+        if as_json:
+            _emit_json(report.to_dict())
+        else:
+            for problem in report.problems:
+                err.print(f"[red]FAIL[/red] {problem.kind}: ", markup=True, end="")
+                err.print(problem.message, markup=False)
+            status = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
+            err.print(
+                f"{status}: {report.uri}, record {report.log_index}, "
+                f"{report.checked}/{report.objects} object(s) re-hashed, "
+                f"{len(report.problems)} problem(s)",
+                markup=True,
+            )
+        raise typer.Exit(0 if report.ok else 1)
 
     @app.command()
     def digest(

@@ -7,6 +7,9 @@ Layout (created by :func:`init_home`, idempotently)::
       trust.json               the trust store (which keys may sign what)
       keys/                    mode 0700; KEYID.pem, mode 0600 (PKCS#8 Ed25519)
       ledger.sqlite            the append-only Merkle log (SQLite, WAL)
+      index.sqlite             content index: BLAKE3 -> covering records, commit ->
+                               snapshot record (prov_core.content_index; a locator)
+      store/                   the embedded snapshot store (prov_core.snapshots.local)
 
 ``origin`` names the log in its checkpoints (C2SP tlog-checkpoint origin line)
 and is the signed-note key name of every key of this home. The signing key is
@@ -28,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 from prov_core.errors import ConfigError, KeyStoreError
 
 if TYPE_CHECKING:
+    from prov_core.content_index import ContentIndex
     from prov_core.ledger.base import Ledger
     from prov_core.signing import Ed25519Signer
+    from prov_core.snapshots.local import LocalStore
     from prov_core.trust import TrustStore
 
 __all__ = ["CONFIG_VERSION", "Home", "default_home_path", "init_home", "open_home"]
@@ -39,6 +44,8 @@ _CONFIG = "config.json"
 _TRUST = "trust.json"
 _KEYS = "keys"
 _LEDGER = "ledger.sqlite"
+_INDEX = "index.sqlite"
+_STORE = "store"
 
 
 def default_home_path() -> Path:
@@ -65,6 +72,26 @@ class Home:
     @property
     def ledger_path(self) -> Path:
         return self.path / self.ledger_name
+
+    @property
+    def index_path(self) -> Path:
+        return self.path / _INDEX
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / _STORE
+
+    def open_index(self) -> ContentIndex:
+        """Open (creating if needed) the content index of this home."""
+        from prov_core.content_index import ContentIndex
+
+        return ContentIndex(self.index_path)
+
+    def open_store(self) -> LocalStore:
+        """Open (creating if needed) the embedded snapshot store of this home."""
+        from prov_core.snapshots.local import LocalStore
+
+        return LocalStore(self.store_path)
 
     def trust(self) -> TrustStore:
         """Load the trust store (fresh from disk each call)."""

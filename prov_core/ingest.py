@@ -6,7 +6,10 @@ set of files: one id per file, its BLAKE3. Either way the dataset root is the
 RFC 9162 Merkle root of the ids in sorted order (a sample's id is its RFC 9162
 leaf hash, see docs/digests.md), which the ingest record signs, so any single
 sample can later be proven to be in the dataset or not.
-One call appends exactly one ledger entry.
+One call appends exactly one ledger entry. Given a
+:class:`~prov_core.content_index.ContentIndex`, it then indexes the BLAKE3 of
+every file it read (for a table ingested by rows: the file's own BLAKE3), so
+that a later snapshot of those bytes finds this record by content.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prov_core.digest import SampleSet, digest_path, is_tabular
 from prov_core.errors import InputError
-from prov_core.statement import Statement, Subject, ingest_predicate
+from prov_core.statement import INGEST_V1, Statement, Subject, ingest_predicate
 from prov_core.step import Attestation, Recorder
+
+if TYPE_CHECKING:
+    from prov_core.content_index import ContentIndex
 
 __all__ = ["IngestRequest", "IngestResult", "ingest_path"]
 
@@ -69,8 +76,13 @@ def ingest_path(
     path: Path,
     request: IngestRequest,
     progress: Callable[[int], None] | None = None,
+    *,
+    index: ContentIndex | None = None,
 ) -> IngestResult:
-    """Digest ``path`` (rows or files), sign the ingest record, append it; return it."""
+    """Digest ``path`` (rows or files), sign the ingest record, append it; return it.
+
+    With ``index``, every file's BLAKE3 is indexed as covered by the new record.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     retrieved = datetime.now(UTC)
@@ -104,6 +116,13 @@ def ingest_path(
         predicate=predicate.to_dict(),
     )
     attestation = recorder.record(statement)
+    if index is not None:
+        from prov_core.content_index import RecordRef
+
+        index.add_content(
+            (f.blake3 for f in tree.files),
+            RecordRef(attestation.log_index, attestation.envelope_sha256, INGEST_V1),
+        )
     return IngestResult(
         attestation=attestation,
         root=samples.root.hex(),

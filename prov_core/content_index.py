@@ -1,0 +1,192 @@
+"""The content index: which signed records cover which bytes, and where snapshots are.
+
+``$PROVGATE_HOME/index.sqlite`` (SQLite, WAL) holds two lookups that the
+ledger, being append-only and keyed by position, cannot answer quickly::
+
+    content    (blake3 HEX64, log_index INT, envelope_sha256 HEX64, predicate_type TEXT)
+               one row per file BLAKE3 per record whose digests cover it
+    snapshots  (scheme TEXT, repository TEXT, commit_id TEXT,
+                log_index INT, envelope_sha256 HEX64)
+               the snapshot record of each commit
+
+The index is a *locator*, never evidence: every row names a ledger entry by
+its log index AND the SHA-256 of its envelope bytes, and whoever follows a row
+reads the entry from the ledger, checks that hash, and verifies the signature
+there. A wrong or stale row can therefore make a lookup miss, but cannot make
+an unsigned or altered record pass. Ingest writes its rows right after its
+ledger append (two databases cannot share one transaction): a crash between
+the two leaves a record the index does not point at, which a snapshot then
+lists as ``uncovered`` — the safe side.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from prov_core.errors import ConfigError, InputError, LedgerError
+
+__all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "ContentIndex", "RecordRef"]
+
+SCHEMA_NAME: Final = "provgate-index"
+"""SCHEMA_NAME marks a provgate content index (``meta.schema``)."""
+SCHEMA_VERSION: Final = 1
+"""SCHEMA_VERSION is the ``meta.version`` this code reads and writes."""
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS content (blake3 TEXT NOT NULL, log_index INTEGER NOT NULL,"
+    " envelope_sha256 TEXT NOT NULL, predicate_type TEXT NOT NULL,"
+    " PRIMARY KEY (blake3, log_index)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS snapshots (scheme TEXT NOT NULL, repository TEXT NOT NULL,"
+    " commit_id TEXT NOT NULL, log_index INTEGER NOT NULL, envelope_sha256 TEXT NOT NULL,"
+    " PRIMARY KEY (scheme, repository, commit_id)) WITHOUT ROWID",
+)
+
+
+@dataclass(frozen=True, order=True)
+class RecordRef:
+    """RecordRef locates a signed record: its log index and the SHA-256 of its envelope."""
+
+    log_index: int
+    envelope_sha256: str
+    predicate_type: str = ""
+
+
+class ContentIndex:
+    """ContentIndex is the SQLite index described in the module docstring."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"cannot open the content index {self.path}: {exc}") from exc
+        self._conn: sqlite3.Connection | None = conn
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            with self._tx():
+                for ddl in _TABLES:
+                    conn.execute(ddl)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
+                    (SCHEMA_NAME, str(SCHEMA_VERSION)),
+                )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except (sqlite3.Error, LedgerError) as exc:
+            conn.close()
+            self._conn = None
+            raise ConfigError(f"{self.path} is not a usable provgate content index: {exc}") from exc
+        if meta.get("schema") != SCHEMA_NAME or meta.get("version") != str(SCHEMA_VERSION):
+            self.close()
+            raise ConfigError(
+                f"{self.path} is not a provgate content index of version {SCHEMA_VERSION} "
+                f"(meta {meta})"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """_tx runs one write transaction; sqlite3 errors become LedgerError."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise LedgerError(f"content index {self.path} is closed")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise LedgerError(f"content index {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """close releases the database; the index may be reopened."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> ContentIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_content(self, digests: Iterable[str], record: RecordRef) -> None:
+        """add_content says that ``record`` covers every BLAKE3 (hex) in ``digests``."""
+        _check_ref(record)
+        rows = []
+        for d in set(digests):
+            if not isinstance(d, str) or not _HEX64.fullmatch(d):
+                raise InputError(f"content digest {d!r} is not 64 lowercase hex characters")
+            rows.append((d, record.log_index, record.envelope_sha256, record.predicate_type))
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO content"
+                " (blake3, log_index, envelope_sha256, predicate_type) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    def covering(self, digests: Iterable[str]) -> dict[str, list[RecordRef]]:
+        """covering maps each BLAKE3 in ``digests`` to the records covering it, oldest first.
+
+        Digests no record covers are absent from the result.
+        """
+        wanted = sorted(set(digests))
+        out: dict[str, list[RecordRef]] = {}
+        with self._tx() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT blake3, log_index, envelope_sha256, predicate_type FROM content"
+                    f" WHERE blake3 IN ({marks}) ORDER BY blake3, log_index",
+                    chunk,
+                ).fetchall()
+                for b3, index, env, ptype in rows:
+                    out.setdefault(str(b3), []).append(RecordRef(int(index), str(env), str(ptype)))
+        return out
+
+    def put_snapshot(self, scheme: str, repository: str, commit_id: str, record: RecordRef) -> None:
+        """put_snapshot records that ``record`` is the snapshot record of the commit."""
+        _check_ref(record)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots"
+                " (scheme, repository, commit_id, log_index, envelope_sha256)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (scheme, repository, commit_id, record.log_index, record.envelope_sha256),
+            )
+
+    def snapshot(self, scheme: str, repository: str, commit_id: str) -> RecordRef | None:
+        """snapshot returns where the commit's snapshot record is, or None if not indexed."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT log_index, envelope_sha256 FROM snapshots"
+                " WHERE scheme = ? AND repository = ? AND commit_id = ?",
+                (scheme, repository, commit_id),
+            ).fetchone()
+        return None if row is None else RecordRef(int(row[0]), str(row[1]))
+
+
+def _check_ref(record: RecordRef) -> None:
+    if type(record.log_index) is not int or record.log_index < 0:
+        raise InputError(f"log index {record.log_index!r} must be a non-negative integer")
+    if not _HEX64.fullmatch(record.envelope_sha256):
+        raise InputError(f"envelope sha256 {record.envelope_sha256!r} is not 64 hex characters")

@@ -1,0 +1,447 @@
+"""Snapshot records on the real LocalStore and the real SQLite ledger of a home."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from prov_core.content_index import ContentIndex, RecordRef
+from prov_core.digest import digest_bytes, digest_path, manifest_bytes
+from prov_core.errors import ConfigError, InputError, NotFoundError
+from prov_core.home import Home, init_home
+from prov_core.ingest import IngestRequest, ingest_path
+from prov_core.records import decode_entry
+from prov_core.snapshot_record import (
+    METADATA_MANIFEST,
+    SnapshotVerifyReport,
+    commit_snapshot,
+    find_snapshot_record,
+    normalize_prefix,
+    verify_snapshot,
+)
+from prov_core.snapshots.lakefs import LakeFSStore
+from prov_core.snapshots.local import LocalStore
+from prov_core.statement import DSSE_MEDIA_TYPE, INGEST_V1, SNAPSHOT_V1
+from prov_core.step import Recorder
+from prov_core.trust import TrustStore
+from prov_core.verify import verify_home
+
+from .conftest import DEMO_DATA, require_services
+from .snapshots.lakefs_server import FakeLakeFS, load_spec, spec_path
+from .test_statement import validator
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI-K7MDENG-provgate-snapshot-secret"
+
+
+@dataclass
+class Env:
+    home: Home
+    recorder: Recorder
+    store: LocalStore
+    index: ContentIndex
+    data: Path
+
+    def ingest(self, path: Path) -> int:
+        request = IngestRequest(source=f"file://{path.name}", license="CC-BY-4.0")
+        result = ingest_path(self.recorder, path, request, index=self.index)
+        return result.attestation.log_index
+
+    def verify(self, ref: str, repo: str = "demo") -> SnapshotVerifyReport:
+        return verify_snapshot(
+            self.store,
+            repo,
+            ref,
+            ledger=self.recorder.ledger,
+            trust=self.home.trust(),
+            index=self.index,
+        )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    home, _ = init_home(tmp_path / "home")
+    data = tmp_path / "data"
+    shutil.copytree(DEMO_DATA, data)
+    with (
+        Recorder.from_home(home) as recorder,
+        home.open_store() as store,
+        home.open_index() as index,
+    ):
+        store.create_repository("demo", "main")
+        yield Env(home, recorder, store, index, data)
+
+
+def _blob(store: LocalStore, digest: str) -> Path:
+    return store.root / "objects" / digest[:2] / digest[2:]
+
+
+def test_ingested_directory_is_fully_covered(env: Env) -> None:
+    ingest_index = env.ingest(env.data / "docs")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", prefix="docs", index=env.index
+    )
+    assert result.uncovered == ()
+    assert [o.path for o in result.objects] == ["docs/faq.md", "docs/handbook.md", "docs/policy.md"]
+    assert all(o.records == (ingest_index,) for o in result.objects)
+    # The signed record says the same, and names the ingest record by its envelope hash.
+    _, statement = decode_entry(env.recorder.ledger.entry(result.log_index))
+    assert statement["predicateType"] == SNAPSHOT_V1
+    p = statement["predicate"]
+    assert p["store"] == "local"
+    assert p["repository"] == "demo"
+    assert p["commitId"] == result.commit_id
+    assert p["ref"] == "main"
+    assert p["prefix"] == "docs/"
+    assert p["uncovered"] == []
+    assert p["manifest"]["root"] == result.manifest.blake3
+    assert p["manifest"]["files"] == 3
+    ingest_leaf = env.recorder.ledger.entry(ingest_index)
+    assert p["derivedFrom"] == [
+        {
+            "name": f"attestation:{ingest_index}",
+            "uri": f"provgate+log://{env.home.origin}/{ingest_index}",
+            "digest": {"sha256": hashlib.sha256(ingest_leaf).hexdigest()},
+            "mediaType": DSSE_MEDIA_TYPE,
+            "annotations": {"logIndex": ingest_index, "predicateType": INGEST_V1},
+        }
+    ]
+    # The manifest is digest.py's over the object paths; the subject its SHA-256.
+    tree = digest_path(env.data / "docs")
+    manifest = manifest_bytes(("docs/" + f.path, f.blake3) for f in tree.files)
+    assert result.manifest.blake3 == digest_bytes(manifest)
+    assert statement["subject"] == [
+        {
+            "name": f"provgate://demo/{result.commit_id}/docs",
+            "digest": {"sha256": hashlib.sha256(manifest).hexdigest()},
+        }
+    ]
+    commit = env.store.get_commit("demo", result.commit_id)
+    assert commit.metadata[METADATA_MANIFEST] == result.manifest.blake3
+    assert env.store.resolve("demo", "main") == result.commit_id
+    assert env.index.snapshot("provgate", "demo", result.commit_id) == RecordRef(
+        result.log_index, result.attestation.envelope_sha256
+    )
+    assert verify_home(env.home).ok
+    report = env.verify(result.commit_id)
+    assert report.ok, report.problems
+
+
+def test_file_not_ingested_is_uncovered(env: Env) -> None:
+    env.ingest(env.data / "docs")
+    (env.data / "docs" / "late.txt").write_text("added after ingest\n")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    assert result.uncovered == ("late.txt",)
+    by_path = {o.path: o for o in result.objects}
+    assert by_path["late.txt"].records == ()
+    assert by_path["faq.md"].records != ()
+    _, statement = decode_entry(env.recorder.ledger.entry(result.log_index))
+    assert statement["predicate"]["uncovered"] == ["late.txt"]
+
+
+def test_table_ingested_by_rows_covers_its_file(env: Env) -> None:
+    index = env.ingest(env.data / "reviews.csv")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "reviews.csv", index=env.index
+    )
+    assert [(o.path, o.records) for o in result.objects] == [("reviews.csv", (index,))]
+
+
+def test_every_covering_record_is_linked(env: Env) -> None:
+    first = env.ingest(env.data / "docs")
+    second = env.ingest(env.data / "docs" / "faq.md")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    by_path = {o.path: o.records for o in result.objects}
+    assert by_path["faq.md"] == (first, second)
+    assert by_path["policy.md"] == (first,)
+
+
+def test_derived_from_attestations_are_appended(env: Env) -> None:
+    env.ingest(env.data / "docs")
+    first = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    (env.data / "docs" / "faq.md").write_text("cleaned\n")
+    second = commit_snapshot(
+        env.recorder,
+        env.store,
+        "demo",
+        "main",
+        env.data / "docs",
+        derived_from=[first.attestation],
+        index=env.index,
+    )
+    _, statement = decode_entry(env.recorder.ledger.entry(second.log_index))
+    names = [d["name"] for d in statement["predicate"]["derivedFrom"]]
+    assert names[-1] == f"attestation:{first.log_index}"
+    assert second.uncovered == ("faq.md",)
+
+
+def test_objects_already_under_the_prefix_are_in_the_snapshot(env: Env) -> None:
+    env.store.write("demo", "main", "docs/old.txt", b"from before")
+    env.store.commit("demo", "main", "earlier")
+    env.ingest(env.data / "docs")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", prefix="docs/", index=env.index
+    )
+    assert "docs/old.txt" in result.uncovered
+    assert len(result.objects) == 4
+    assert env.verify(result.commit_id).ok
+
+
+def test_blob_edited_after_commit_is_named(env: Env) -> None:
+    env.ingest(env.data / "docs")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    faq = next(o for o in result.objects if o.path == "faq.md")
+    blob = _blob(env.store, faq.blake3)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"edited on disk")
+    report = env.verify(result.commit_id)
+    assert not report.ok
+    problems = report.problems
+    assert [(p.kind, p.path) for p in problems] == [("changed", "faq.md")]
+    assert "faq.md" in problems[0].message
+
+
+def test_listing_edited_in_the_store_names_missing_and_extra(env: Env) -> None:
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    env.store.close()
+    with sqlite3.connect(env.store.root / "store.sqlite") as db:
+        db.execute("UPDATE entries SET path = 'renamed.md' WHERE path = 'policy.md'")
+    with LocalStore(env.store.root) as reopened:
+        env.store = reopened
+        report = env.verify(result.commit_id)
+    kinds = {(p.kind, p.path) for p in report.problems}
+    assert kinds == {("missing", "policy.md"), ("extra", "renamed.md")}
+
+
+def test_record_by_an_untrusted_key_fails(env: Env) -> None:
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    report = verify_snapshot(
+        env.store,
+        "demo",
+        result.commit_id,
+        ledger=env.recorder.ledger,
+        trust=TrustStore.empty(),
+        index=env.index,
+    )
+    assert [p.kind for p in report.problems] == ["record"]
+    assert "key" in report.problems[0].message
+
+
+def test_commit_without_a_record_fails_verification(env: Env) -> None:
+    env.store.write("demo", "main", "x.txt", b"x")
+    commit = env.store.commit("demo", "main", "outside provgate")
+    report = env.verify(commit.id)
+    assert [p.kind for p in report.problems] == ["record"]
+    assert "no snapshot record" in report.problems[0].message
+
+
+def test_record_is_found_without_the_index(env: Env, tmp_path: Path) -> None:
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    with ContentIndex(tmp_path / "empty.sqlite") as empty:
+        record = find_snapshot_record(
+            env.recorder.ledger, empty, env.store, "demo", result.commit_id
+        )
+    assert record.log_index == result.log_index
+
+
+def test_index_pointing_elsewhere_is_detected(env: Env) -> None:
+    ingest_index = env.ingest(env.data / "docs")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
+    )
+    env.index.put_snapshot(
+        "provgate",
+        "demo",
+        result.commit_id,
+        RecordRef(ingest_index, result.attestation.envelope_sha256),
+    )
+    report = env.verify(result.commit_id)
+    assert [p.kind for p in report.problems] == ["record"]
+
+
+@pytest.mark.parametrize("prefix", ["../x", "a/../b", "/abs", "a//b", "./a", "nul\x00"])
+def test_unsafe_prefix_is_refused_before_writing(env: Env, prefix: str) -> None:
+    with pytest.raises(InputError):
+        commit_snapshot(
+            env.recorder,
+            env.store,
+            "demo",
+            "main",
+            env.data / "docs",
+            prefix=prefix,
+            index=env.index,
+        )
+    assert env.recorder.ledger.size() == 0
+
+
+def test_bad_source_and_branch(env: Env) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        commit_snapshot(env.recorder, env.store, "demo", "main", env.data / "nope", index=env.index)
+    with pytest.raises(InputError, match="branch"):
+        commit_snapshot(
+            env.recorder, env.store, "demo", "a" * 64, env.data / "docs", index=env.index
+        )
+    with pytest.raises(NotFoundError):
+        commit_snapshot(
+            env.recorder, env.store, "demo", "nobranch", env.data / "docs", index=env.index
+        )
+    empty = env.data / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no files"):
+        commit_snapshot(env.recorder, env.store, "demo", "main", empty, index=env.index)
+    assert env.recorder.ledger.size() == 0
+
+
+def test_normalize_prefix() -> None:
+    assert normalize_prefix("") == ""
+    assert normalize_prefix("/") == ""
+    assert normalize_prefix("a/b") == "a/b/"
+    assert normalize_prefix("a/b/") == "a/b/"
+
+
+# -- lakeFS, through the real lakefs-sdk against the spec-validated fake server ------------
+
+
+@pytest.fixture
+def lakefs(env: Env) -> Iterator[tuple[LakeFSStore, FakeLakeFS]]:
+    path = spec_path()
+    if path is None:
+        reason = "lakeFS OpenAPI spec not found: the fake lakeFS cannot be validated"
+        if require_services():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with (
+        FakeLakeFS(ACCESS_KEY, SECRET, load_spec(path)) as server,
+        LakeFSStore(server.url, ACCESS_KEY, SECRET) as store,
+    ):
+        store.create_repository("lake", "main")
+        yield store, server
+        server.check()  # any spec violation fails the test
+
+
+def _verify_lakefs(env: Env, store: LakeFSStore, ref: str) -> SnapshotVerifyReport:
+    return verify_snapshot(
+        store, "lake", ref, ledger=env.recorder.ledger, trust=env.home.trust(), index=env.index
+    )
+
+
+def test_lakefs_snapshot_is_covered_and_verifies(
+    env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
+) -> None:
+    store, server = lakefs
+    ingest_index = env.ingest(env.data / "docs")
+    result = commit_snapshot(
+        env.recorder, store, "lake", "main", env.data / "docs", prefix="docs", index=env.index
+    )
+    assert result.uncovered == ()
+    assert all(o.records == (ingest_index,) for o in result.objects)
+    _, statement = decode_entry(env.recorder.ledger.entry(result.log_index))
+    assert statement["predicate"]["store"] == "lakefs"
+    assert statement["subject"][0]["name"] == f"lakefs://lake/{result.commit_id}/docs"
+    commit = store.get_commit("lake", result.commit_id)
+    assert commit.metadata[METADATA_MANIFEST] == result.manifest.blake3
+    assert _verify_lakefs(env, store, result.commit_id).ok
+    # Bytes replaced underneath lakeFS (object storage edited): named as changed.
+    tree = server.repos["lake"].commits[result.commit_id].tree
+    tree["docs/faq.md"] = replace(tree["docs/faq.md"], data=b"overwritten in storage")
+    report = _verify_lakefs(env, store, result.commit_id)
+    assert [(p.kind, p.path) for p in report.problems] == [("changed", "docs/faq.md")]
+
+
+def test_lakefs_recommit_under_the_same_path_keeps_the_old_snapshot(
+    env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
+) -> None:
+    store, _ = lakefs
+    env.ingest(env.data / "docs")
+    old = commit_snapshot(env.recorder, store, "lake", "main", env.data / "docs", index=env.index)
+    store.write("lake", "main", "faq.md", b"re-uploaded outside provgate")
+    new = store.commit("lake", "main", "changed faq.md")
+    assert _verify_lakefs(env, store, old.commit_id).ok  # the old commit still holds
+    report = _verify_lakefs(env, store, new.id)
+    assert [p.kind for p in report.problems] == ["record"]
+    assert "no snapshot record" in report.problems[0].message
+
+
+def test_record_validates_against_the_published_schema(env: Env) -> None:
+    env.ingest(env.data / "docs")
+    (env.data / "docs" / "late.txt").write_text("uncovered\n")
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", prefix="d", index=env.index
+    )
+    _, statement = decode_entry(env.recorder.ledger.entry(result.log_index))
+    validator("snapshot-v1.json").validate(statement["predicate"])
+
+
+def test_file_changed_between_walk_and_upload_is_refused(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prov_core.snapshot_record as snapshot_record
+
+    def walk_then_edit(path: Path) -> object:
+        tree = digest_path(path)
+        (env.data / "docs" / "faq.md").write_text("edited mid-snapshot\n")
+        return tree
+
+    monkeypatch.setattr(snapshot_record, "digest_path", walk_then_edit)
+    with pytest.raises(InputError, match="changed while it was being snapshotted"):
+        commit_snapshot(env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index)
+    assert env.recorder.ledger.size() == 0
+
+
+def test_content_index_refuses_a_foreign_database(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema', 'something-else')")
+    with pytest.raises(ConfigError, match="not a provgate content index"):
+        ContentIndex(other)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ConfigError):
+        ContentIndex(garbage)
+
+
+def test_content_index_round_trip(tmp_path: Path) -> None:
+    ref = RecordRef(3, "ab" * 32, INGEST_V1)
+    with ContentIndex(tmp_path / "index.sqlite") as index:
+        index.add_content(["cd" * 32, "cd" * 32, "ef" * 32], ref)
+        with pytest.raises(InputError):
+            index.add_content(["NOT HEX"], ref)
+    with ContentIndex(tmp_path / "index.sqlite") as index:  # reopened: durable
+        assert index.covering(["cd" * 32, "00" * 32]) == {"cd" * 32: [ref]}
+        assert index.snapshot("provgate", "demo", "11" * 32) is None
+
+
+def test_record_too_large_for_a_leaf_is_refused_before_committing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prov_core.ledger.base as ledger_base
+
+    monkeypatch.setattr(ledger_base, "MAX_LEAF_BYTES", 64 * 1024 + 100)
+    head = env.store.resolve("demo", "main")
+    with pytest.raises(InputError, match="the ledger takes at most"):
+        commit_snapshot(env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index)
+    assert env.store.resolve("demo", "main") == head
+    assert env.store.list_objects("demo", "main").results == []  # nothing staged either
+    assert env.recorder.ledger.size() == 0
