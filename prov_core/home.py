@@ -28,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prov_core._fs import write_atomic
 from prov_core.errors import ConfigError, KeyStoreError
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
             "origin": f"provgate.local/{secrets.token_hex(8)}",
             "ledger": _LEDGER,
         }
-        _write_atomic(path / _CONFIG, json.dumps(config, indent=2).encode() + b"\n")
+        write_atomic(path / _CONFIG, json.dumps(config, indent=2).encode() + b"\n")
         created = True
     stored = _read_config(path)
     home = Home(path=path, origin=stored["origin"], ledger_name=stored["ledger"])
@@ -207,17 +208,3 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
     ledger_existed = home.ledger_path.exists()
     home.open_ledger().close()
     return home, created or not ledger_existed
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -46,7 +46,6 @@ import binascii
 import hashlib
 import json
 import os
-import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from prov_core._fs import write_atomic
 from prov_core.canonical import parse_json
 from prov_core.errors import (
     CanonicalizationError,
@@ -229,32 +229,11 @@ def generate_key(keys_dir: Path | str) -> Ed25519Signer:
         raise KeyStoreError(f"cannot create key directory {directory}: {exc.strerror}") from exc
     signer = Ed25519Signer.generate()
     final = directory / f"{signer.keyid}.pem"
-    tmp = directory / f".{signer.keyid}.{secrets.token_hex(4)}.tmp"
     try:
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600
-        )
-        try:
-            os.write(fd, signer._private_pem())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        _fsync_dir(directory)
+        write_atomic(final, signer._private_pem(), mode=0o600)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise KeyStoreError(f"cannot write key file {final}: {exc.strerror}") from exc
     return signer
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # pragma: no cover
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_signer(path: Path | str) -> Ed25519Signer:

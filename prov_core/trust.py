@@ -30,8 +30,6 @@ asks; it raises :class:`~prov_core.errors.UntrustedKeyError` or
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -41,6 +39,7 @@ from typing import Any, Final, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from prov_core._fs import write_atomic
 from prov_core.errors import (
     ConfigError,
     FormatError,
@@ -187,17 +186,7 @@ class TrustStore:
         data = self.to_bytes()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o644)  # public keys only
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(path, data, mode=0o644)  # public keys only
         except OSError as exc:
             raise ConfigError(f"cannot write trust store {path}: {exc.strerror}") from exc
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from prov_core import trust as trust_module
+from prov_core import _fs
 from prov_core.canonical import canonical_json
 from prov_core.errors import (
     ConfigError,
@@ -76,7 +76,7 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     def broken_replace(src: Any, dst: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trust_module.os, "replace", broken_replace)
+    monkeypatch.setattr(_fs.os, "replace", broken_replace)
     with pytest.raises(ConfigError, match=rf"cannot write trust store {path}: No space"):
         store.save(path)
     assert path.read_bytes() == before
