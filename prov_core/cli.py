@@ -118,6 +118,11 @@ def _build_app() -> typer.Typer:
         no_args_is_help=True,
     )
     app.add_typer(snapshot_app, name="snapshot")
+    gate_app = typer.Typer(
+        help="The training gate: allow only pinned, verified, policy-allowed inputs.",
+        no_args_is_help=True,
+    )
+    app.add_typer(gate_app, name="gate")
     state: dict[str, Path | None] = {"home": None}
 
     @app.callback()
@@ -524,6 +529,54 @@ def _build_app() -> typer.Typer:
                 markup=True,
             )
         raise typer.Exit(0 if report.ok else 1)
+
+    @gate_app.command("check")
+    def gate_check(
+        inputs: list[str] = typer.Option(
+            ...,
+            "--input",
+            help="a pinned snapshot: provgate://REPO/COMMIT[/PATH] or lakefs://REPO/COMMIT[/PATH]"
+            " (repeat for several inputs)",
+        ),
+        policy_file: Path | None = typer.Option(
+            None, "--policy", help="policy file (TOML; default: the built-in policy)"
+        ),
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help='print {"allowed", "reasons", "vsa_log_index", "policy_digest"}',
+        ),
+    ) -> None:
+        """Judge a training step's inputs; record the decision; exit 0 allowed, 1 refused."""
+        from prov_core.gate import evaluate_gate
+        from prov_core.policy import Policy
+        from prov_core.snapshots.base import SnapshotURI
+
+        with errors():
+            uris = [SnapshotURI.parse(text) for text in inputs]  # usage errors exit 2
+            policy = Policy.load(policy_file) if policy_file is not None else Policy.default()
+            home = opened()
+            decision = evaluate_gate(uris, home=home, policy=policy)
+        if as_json:
+            _emit_json(decision.to_dict())
+        else:
+            for reason in decision.reasons:
+                rule = f" [{reason.rule_id}]" if reason.rule_id else ""
+                where = f"{reason.input}: " if reason.input else ""
+                err.print(f"[red]REFUSED[/red] {reason.code}{rule}: ", markup=True, end="")
+                err.print(f"{where}{reason.message}", markup=False)
+            status = "[green]ALLOWED[/green]" if decision.allowed else "[red]REFUSED[/red]"
+            logged = (
+                f"decision recorded at log index {decision.vsa.log_index}"
+                if decision.vsa is not None
+                else "decision NOT recorded"
+            )
+            err.print(
+                f"{status}: {len(uris)} input(s), {len(decision.reasons)} reason(s); {logged}; "
+                f"policy sha256:{decision.policy_digest}",
+                markup=True,
+            )
+        raise typer.Exit(0 if decision.allowed else 1)
 
     @app.command()
     def digest(

@@ -138,8 +138,15 @@ class IntegrityError(VerificationError):
 
 
 class GateRefused(VerificationError):
-    """The training gate refused; ``reasons`` lists every reason, not only the first."""
+    """The training gate refused; ``reasons`` lists every reason, not only the first.
 
-    def __init__(self, message: str, *, reasons: tuple[str, ...] = ()) -> None:
+    ``decision`` is the gate's :class:`~prov_core.gate.GateDecision` when the
+    gate raised it (codes, inputs, rule ids and the VSA's log index).
+    """
+
+    def __init__(
+        self, message: str, *, reasons: tuple[str, ...] = (), decision: object | None = None
+    ) -> None:
         super().__init__(message)
         self.reasons = reasons
+        self.decision = decision

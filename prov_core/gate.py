@@ -1,0 +1,848 @@
+"""The training gate: pinned + verified + policy-allowed, or refused with every reason.
+
+:func:`evaluate_gate` judges the inputs a training step declares (snapshot
+URIs, ``provgate://REPO/COMMIT[/PATH]`` or ``lakefs://REPO/COMMIT[/PATH]``)
+and returns a :class:`GateDecision`; :func:`require` raises
+:class:`~prov_core.errors.GateRefused` instead of returning a refusal, and
+:func:`gated` wraps a plain Python training function so it only runs when
+the gate allows. For every input, in this order, every reason is collected
+(nothing stops at the first failure):
+
+1. **Pinned.** The URI's ref must be a full 64-hex commit id. A branch, tag
+   or commit prefix is refused, naming it and the commit it points at now;
+   the rest of the checks then run on that commit, so that one refusal lists
+   everything that would still be wrong once it is pinned.
+2. **Snapshot record.** The commit's signed snapshot record is found
+   (content index, then a ledger scan) and its envelope verified against
+   the trust store (untrusted, revoked and forged signatures each named).
+3. **Content.** :func:`~prov_core.snapshot_record.verify_snapshot` re-reads
+   and re-hashes every object of the commit against the *signed* manifest:
+   missing, extra and changed objects are each named. Objects under the
+   input's path that the signed record does not list (written outside
+   provgate, or outside the snapshot's prefix) are named too.
+4. **Lineage.** Each object of the input (the record's objects under the
+   URI's path) must be covered by at least one ingest record, found by the
+   log indices the signed snapshot record names. Each such entry must hash
+   to the envelope SHA-256 the snapshot record's ``derivedFrom`` holds, and
+   verify against the trust store. A coverage claim is re-checked where that
+   is cheap: an ingest of a single file must have that object's BLAKE3 as its
+   manifest root, or as its one file sample. Objects with no verified ingest
+   record behind them are *uncovered*, each named.
+5. **Policy.** :class:`~prov_core.policy.InputFacts` and
+   :class:`~prov_core.policy.IngestFacts` are built from the records and
+   every rule of the policy (default :meth:`Policy.default`) is evaluated on
+   :func:`~prov_core.policy.activation`; each failed rule is a reason
+   carrying the rule id.
+
+Fail closed: a store or ledger that cannot be opened or read (``StoreError``,
+``LedgerError``, ``OSError``, lakeFS connection refused, ...) is a reason
+(``store-unreachable``, ``ledger-unreachable``), never an exception and never
+an allow; any unexpected error refuses too (``internal-error``).
+
+The decision is recorded as a signed SLSA VSA v1 statement
+(``https://slsa.dev/verification_summary/v1``)::
+
+    subject              one per input: its pinned URI, sha256 of its snapshot
+                         manifest (or of the URI text when there is no record)
+    verifier.id          VERIFIER_ID
+    resourceUri          the first input's URI (each input is also a subject)
+    policy               {"name": "policy", "uri": <source>, "digest": {"sha256": <policy digest>}}
+    verificationResult   "PASSED" | "FAILED"
+    verifiedLevels       ["PROVGATE_CUSTODY_VERIFIED"] when passed, else []
+    inputAttestations    the snapshot and ingest records consulted (log URI,
+                         envelope sha256)
+    provgateInputs       [{"uri", "commit", "pinned", "snapshotRecord"}]
+    provgateReasons      [{"code", "input", "rule", "message"}] (at most MAX_RECORDED_REASONS)
+
+If the decision cannot be recorded (the ledger or the signing key is
+unavailable), it is a refusal whatever the checks said, and the reasons say
+that the record is missing (``not-recorded``).
+
+Reason codes: ``unpinned``, ``not-found``, ``no-snapshot-record``,
+``snapshot-record``, ``untrusted-key``, ``revoked-key``, ``bad-signature``,
+``content-missing``, ``content-extra``, ``content-changed``,
+``content-metadata``, ``unrecorded-object``, ``empty-input``,
+``record-mismatch``, ``coverage-mismatch``, ``malformed-record``,
+``uncovered``, ``policy``, ``store-unreachable``, ``ledger-unreachable``,
+``trust-unavailable``, ``not-judged`` (an input left unchecked because
+the trust store, ledger or content index is unavailable), ``internal-error``,
+``not-recorded``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+
+from prov_core.errors import (
+    FormatError,
+    GateRefused,
+    InputError,
+    IntegrityError,
+    LedgerError,
+    NotFoundError,
+    ProvgateError,
+    RevokedKeyError,
+    SignatureError,
+    StoreError,
+    UntrustedKeyError,
+    VerificationError,
+)
+from prov_core.policy import IngestFacts, InputFacts, Policy, StepFacts, activation
+from prov_core.snapshots.base import SnapshotStore, SnapshotURI
+from prov_core.statement import (
+    DSSE_MEDIA_TYPE,
+    INGEST_V1,
+    SNAPSHOT_V1,
+    ResourceDescriptor,
+    Statement,
+    Subject,
+    VerificationSummary,
+)
+from prov_core.step import Attestation, Recorder
+
+if TYPE_CHECKING:
+    from prov_core.content_index import ContentIndex
+    from prov_core.home import Home
+    from prov_core.ledger.base import Ledger
+    from prov_core.signing import Envelope, KeyPolicy, Signer
+    from prov_core.snapshot_record import SnapshotRecord
+    from prov_core.trust import TrustStore
+
+__all__ = [
+    "CUSTODY_LEVEL",
+    "VERIFIER_ID",
+    "GateDecision",
+    "Reason",
+    "evaluate_gate",
+    "gated",
+    "require",
+]
+
+VERIFIER_ID: Final = "https://provgate.dev/gate"
+"""VERIFIER_ID is the ``verifier.id`` of the gate's VSA statements."""
+CUSTODY_LEVEL: Final = "PROVGATE_CUSTODY_VERIFIED"
+"""CUSTODY_LEVEL is the ``verifiedLevels`` entry of a PASSED decision (not an SLSA level)."""
+MAX_NAMED_OBJECTS: Final = 100
+"""MAX_NAMED_OBJECTS bounds the per-object reasons of one kind per input (then one summary)."""
+MAX_RECORDED_REASONS: Final = 1000
+"""MAX_RECORDED_REASONS bounds the reasons copied into the VSA record."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+StoreOpener = Callable[[SnapshotURI], SnapshotStore]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Reason is one thing that refuses the gate: a ``code``, the input it is about, a message.
+
+    ``input`` is the URI as the caller wrote it (``None`` for reasons about
+    the whole decision: policy rules, the ledger); ``rule_id`` is the policy
+    rule that failed, for ``code == "policy"``.
+    """
+
+    code: str
+    input: str | None
+    message: str
+    rule_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"code", "input", "rule", "message"}`` (the CLI's JSON form)."""
+        return {
+            "code": self.code,
+            "input": self.input,
+            "rule": self.rule_id,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        where = f"{self.input}: " if self.input else ""
+        rule = f" [{self.rule_id}]" if self.rule_id else ""
+        return f"{self.code}{rule}: {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """GateDecision is the gate's verdict: ``allowed`` only if there is no reason."""
+
+    allowed: bool
+    reasons: list[Reason]
+    inputs: list[InputFacts]
+    policy_digest: str
+    vsa: Attestation | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI's JSON form: ``{"allowed", "reasons", "vsa_log_index", "policy_digest"}``."""
+        return {
+            "allowed": self.allowed,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "vsa_log_index": None if self.vsa is None else self.vsa.log_index,
+            "policy_digest": self.policy_digest,
+        }
+
+
+@dataclass
+class _Input:
+    """What the gate established about one input (mutable while it is being judged)."""
+
+    text: str
+    uri: SnapshotURI
+    store_kind: str = ""
+    commit: str | None = None
+    record: SnapshotRecord | None = None
+    objects: int = 0
+    uncovered: list[str] = field(default_factory=list)
+    ingests: list[IngestFacts] = field(default_factory=list)
+    steps: list[StepFacts] = field(default_factory=list)
+    attestations: dict[int, str] = field(default_factory=dict)  # log index -> envelope sha256
+
+    def facts(self) -> InputFacts:
+        return InputFacts(
+            uri=self.text,
+            store=self.store_kind or ("local" if self.uri.scheme == "provgate" else "lakefs"),
+            repository=self.uri.repository,
+            ref=self.uri.ref,
+            commit=self.commit,
+            pinned=self.uri.pinned and self.commit == self.uri.ref,
+            objects=self.objects,
+            uncovered=tuple(self.uncovered),
+            ingests=tuple(self.ingests),
+            steps=tuple(self.steps),
+        )
+
+
+def _parse_inputs(inputs: Sequence[str | SnapshotURI]) -> list[tuple[str, SnapshotURI]]:
+    if isinstance(inputs, str | SnapshotURI):
+        raise InputError("inputs must be a sequence of snapshot URIs, not a single one")
+    parsed: list[tuple[str, SnapshotURI]] = []
+    for item in inputs:
+        if isinstance(item, SnapshotURI):
+            parsed.append((str(item), item))
+        elif isinstance(item, str):
+            parsed.append((item, SnapshotURI.parse(item)))
+        else:
+            raise InputError(f"input {item!r} is not a snapshot URI")
+    if not parsed:
+        raise InputError("the gate needs at least one input (a pinned snapshot URI)")
+    return parsed
+
+
+def _home_store_opener(home: Home) -> StoreOpener:
+    """_home_store_opener opens a URI's store without creating anything the gate then reads."""
+
+    def open_store(uri: SnapshotURI) -> SnapshotStore:
+        if uri.scheme == "provgate":
+            if not (home.store_path / "store.sqlite").is_file():
+                raise StoreError(
+                    f"the embedded snapshot store {home.store_path} does not exist or was "
+                    "removed; commit snapshots with `provgate snapshot commit` first"
+                )
+            return home.open_store()
+        from prov_core.snapshots.lakefs import LakeFSStore
+
+        try:
+            return LakeFSStore.from_env()
+        except InputError as exc:  # not configured: the store cannot be reached
+            raise StoreError(str(exc)) from exc
+
+    return open_store
+
+
+def evaluate_gate(
+    inputs: Sequence[str | SnapshotURI],
+    *,
+    home: Home | None = None,
+    ledger: Ledger | None = None,
+    trust: TrustStore | None = None,
+    index: ContentIndex | None = None,
+    open_store: StoreOpener | None = None,
+    signer: Signer | None = None,
+    origin: str | None = None,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+    record: bool = True,
+) -> GateDecision:
+    """evaluate_gate judges ``inputs`` and records the decision (steps in the module doc).
+
+    Either give ``home`` (its ledger, trust store, content index, embedded
+    store and signing key are used for whatever is not given explicitly), or
+    give ``ledger``, ``trust``, ``index``, ``open_store`` and, to record the
+    decision, ``signer``. Stores and databases the gate opens itself it also
+    closes; those passed in, or returned by a caller's ``open_store``, stay
+    open. ``record=False`` skips the VSA (and
+    then never allows: an unrecorded decision is a refusal).
+
+    Raises :class:`InputError` only for caller mistakes found before anything
+    is judged (a malformed URI, no inputs, a naive ``now``); every other
+    failure is a reason in the returned refusal.
+    """
+    parsed = _parse_inputs(inputs)
+    when = datetime.now(UTC) if now is None else now
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InputError(f"now must be a timezone-aware datetime, got {when!r}")
+    policy = Policy.default() if policy is None else policy
+    reasons: list[Reason] = []
+    states = [_Input(text, uri) for text, uri in parsed]
+    with ExitStack() as stack:
+        # The trust store, the ledger and the content index: a failure to open
+        # one is a reason, and the checks that need it are skipped.
+        if trust is None and home is not None:
+            try:
+                trust = home.trust()
+            except ProvgateError as exc:
+                reasons.append(
+                    Reason("trust-unavailable", None, f"cannot load the trust store: {exc}")
+                )
+        if ledger is None and home is not None:
+            try:
+                ledger = stack.enter_context(home.open_ledger())
+            except (ProvgateError, OSError, sqlite3.Error) as exc:
+                reasons.append(Reason("ledger-unreachable", None, _unreachable("ledger", exc)))
+        if index is None and home is not None:
+            try:
+                index = stack.enter_context(home.open_index())
+            except (ProvgateError, OSError, sqlite3.Error) as exc:
+                reasons.append(
+                    Reason("ledger-unreachable", None, _unreachable("content index", exc))
+                )
+        owns_stores = open_store is None
+        if open_store is None and home is not None:
+            open_store = _home_store_opener(home)
+        missing = [
+            name
+            for name, value in (
+                ("trust store", trust),
+                ("ledger", ledger),
+                ("content index", index),
+                ("store opener", open_store),
+            )
+            if value is None
+        ]
+        if home is None and missing:
+            raise InputError(f"evaluate_gate needs home= or {', '.join(missing)}")
+        stores = _Stores(open_store, stack, owned=owns_stores)
+        for state in states:
+            if trust is None or ledger is None or index is None or open_store is None:
+                reasons.append(
+                    Reason(
+                        "not-judged", state.text, "not checked: the gate's own state is unavailable"
+                    )
+                )
+                continue
+            reasons.extend(_judge(state, stores, ledger, trust, index))
+        # Policies: every rule over every input.
+        keys = {} if trust is None else {e.keyid: e.status for e in trust.entries()}
+        facts = [s.facts() for s in states]
+        try:
+            results = policy.evaluate(activation(facts, now=when, keys=keys))
+        except Exception as exc:  # fail closed: a policy that cannot run refuses
+            reasons.append(Reason("policy", None, f"the policy could not be evaluated: {exc}"))
+            results = []
+        for result in results:
+            if not result.passed:
+                message = result.message + (f" ({result.error})" if result.error else "")
+                reasons.append(Reason("policy", None, message, result.id))
+        # The record of the decision.
+        vsa: Attestation | None = None
+        if not record:
+            reasons.append(
+                Reason("not-recorded", None, "the decision was not recorded (record=False)")
+            )
+        elif ledger is None:
+            reasons.append(
+                Reason("not-recorded", None, "the decision could not be recorded: no ledger")
+            )
+        else:
+            try:
+                vsa = _record(
+                    ledger,
+                    home,
+                    signer=signer,
+                    origin=origin,
+                    policy=policy,
+                    states=states,
+                    reasons=reasons,
+                    when=when,
+                )
+            except (ProvgateError, OSError, sqlite3.Error) as exc:
+                reasons.append(
+                    Reason(
+                        "not-recorded",
+                        None,
+                        f"the decision could not be recorded in the ledger, so it is a refusal: "
+                        f"{exc}",
+                    )
+                )
+    return GateDecision(
+        allowed=not reasons,
+        reasons=reasons,
+        inputs=facts,
+        policy_digest=policy.digest,
+        vsa=vsa,
+    )
+
+
+class _Stores:
+    """_Stores opens each scheme's store once; ``owned`` ones are closed with the stack."""
+
+    def __init__(self, opener: StoreOpener | None, stack: ExitStack, *, owned: bool) -> None:
+        self._opener = opener
+        self._stack = stack
+        self._owned = owned
+        self._open: dict[str, SnapshotStore] = {}
+
+    def get(self, uri: SnapshotURI) -> SnapshotStore:
+        store = self._open.get(uri.scheme)
+        if store is None:
+            if self._opener is None:  # pragma: no cover - checked by the caller
+                raise StoreError("no store opener")
+            store = self._opener(uri)
+            close = getattr(store, "close", None)
+            if self._owned and callable(close):
+                self._stack.callback(close)
+            self._open[uri.scheme] = store
+        return store
+
+
+def _unreachable(what: str, exc: BaseException) -> str:
+    detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return f"the {what} cannot be reached, so the gate refuses (fails closed): {detail}"
+
+
+def _judge(
+    state: _Input, stores: _Stores, ledger: Ledger, trust: KeyPolicy, index: ContentIndex
+) -> list[Reason]:
+    """_judge runs steps 1-4 on one input; store or ledger failures become reasons."""
+    reasons: list[Reason] = []
+    try:
+        _judge_input(state, stores, ledger=ledger, trust=trust, index=index, reasons=reasons)
+    except (StoreError, ConnectionError, TimeoutError) as exc:
+        reasons.append(Reason("store-unreachable", state.text, _unreachable("snapshot store", exc)))
+    except (LedgerError, sqlite3.Error) as exc:
+        reasons.append(Reason("ledger-unreachable", state.text, _unreachable("ledger", exc)))
+    except OSError as exc:
+        reasons.append(Reason("store-unreachable", state.text, _unreachable("snapshot store", exc)))
+    except NotFoundError as exc:
+        reasons.append(Reason("not-found", state.text, str(exc)))
+    except ProvgateError as exc:
+        reasons.append(Reason("internal-error", state.text, f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # fail closed on anything unforeseen
+        reasons.append(
+            Reason("internal-error", state.text, f"unexpected {type(exc).__name__}: {exc}")
+        )
+    return reasons
+
+
+def _judge_input(
+    state: _Input,
+    stores: _Stores,
+    *,
+    ledger: Ledger,
+    trust: KeyPolicy,
+    index: ContentIndex,
+    reasons: list[Reason],
+) -> None:
+    from prov_core.signing import Envelope, verify_envelope
+    from prov_core.snapshot_record import find_snapshot_record, verify_snapshot
+
+    uri, text = state.uri, state.text
+    store = stores.get(uri)
+    state.store_kind = store.kind
+    # 1. Pinned.
+    commit = store.get_commit(uri.repository, uri.ref)
+    state.commit = commit.id
+    if not uri.pinned:
+        pinned = SnapshotURI(uri.scheme, uri.repository, commit.id, uri.path)
+        reasons.append(
+            Reason(
+                "unpinned",
+                text,
+                f"ref {uri.ref!r} is a branch, tag or commit prefix, not a pin; it currently "
+                f"points at commit {commit.id}: give {pinned} to train on that snapshot",
+            )
+        )
+    # 2. The snapshot record and its signature.
+    try:
+        rec = find_snapshot_record(ledger, index, store, uri.repository, commit.id)
+    except (IntegrityError, FormatError) as exc:
+        reasons.append(Reason("no-snapshot-record", text, str(exc)))
+        return
+    state.attestations[rec.log_index] = hashlib.sha256(rec.leaf).hexdigest()
+    try:
+        verify_envelope(Envelope.parse(rec.leaf), trust, predicate_type=SNAPSHOT_V1)
+    except VerificationError as exc:
+        reasons.append(
+            Reason(_signature_code(exc), text, f"snapshot record {rec.log_index}: {exc}")
+        )
+        return
+    state.record = rec
+    # 3. Content against the signed manifest.
+    report = verify_snapshot(
+        store, uri.repository, commit.id, ledger=ledger, trust=trust, index=index
+    )
+    for problem in report.problems:
+        code = "snapshot-record" if problem.kind == "record" else f"content-{problem.kind}"
+        reasons.append(Reason(code, text, problem.message))
+    if any(p.kind == "record" for p in report.problems):
+        return
+    reported = {p.path for p in report.problems if p.path is not None}
+    prefix = uri.path.rstrip("/")
+    selected = [o for o in rec.objects if _under(o.path, prefix)]
+    signed = {o.path for o in rec.objects}
+    unrecorded = [
+        p
+        for p in _list_paths(store, uri.repository, commit.id, prefix)
+        if _under(p, prefix) and p not in signed and p not in reported
+    ]
+    reasons.extend(
+        _named(
+            "unrecorded-object",
+            text,
+            unrecorded,
+            "at the commit but not in its signed snapshot record (written outside provgate?)",
+        )
+    )
+    state.objects = len(selected) + len(unrecorded)
+    if not selected and not unrecorded:
+        reasons.append(Reason("empty-input", text, f"the snapshot has no object under {prefix!r}"))
+    # 4. Lineage: the ingest records the signed record names for each object.
+    derived = _derived_from(rec)
+    judged: dict[int, tuple[bool, Mapping[str, Any] | None]] = {}
+    uncovered = list(unrecorded)
+    for obj in selected:
+        covered = False
+        for log_index in obj.records:
+            if log_index not in judged:
+                judged[log_index] = _judge_record(
+                    state,
+                    log_index,
+                    derived.get(log_index),
+                    ledger=ledger,
+                    trust=trust,
+                    reasons=reasons,
+                )
+            ok, predicate = judged[log_index]
+            if not ok or predicate is None:
+                continue
+            claim = _coverage_refuted(predicate, obj.blake3)
+            if claim is not None:
+                reasons.append(
+                    Reason(
+                        "coverage-mismatch",
+                        text,
+                        f"{obj.path}: ingest record {log_index} cannot cover it: {claim}",
+                    )
+                )
+                continue
+            covered = True
+        if not covered:
+            uncovered.append(obj.path)
+    state.uncovered = uncovered
+    reasons.extend(
+        _named(
+            "uncovered",
+            text,
+            [p for p in uncovered if p not in unrecorded],
+            "no verified ingest record covers this object",
+        )
+    )
+
+
+def _under(path: str, prefix: str) -> bool:
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def _list_paths(store: SnapshotStore, repo: str, commit: str, prefix: str) -> Iterator[str]:
+    after = ""
+    while True:
+        page = store.list_objects(repo, commit, prefix=prefix, after=after, amount=1000)
+        for stat in page.results:
+            yield stat.path
+        if not page.has_more:
+            return
+        after = page.next_after
+
+
+def _named(code: str, text: str, paths: Sequence[str], what: str) -> list[Reason]:
+    out = [Reason(code, text, f"{p}: {what}") for p in paths[:MAX_NAMED_OBJECTS]]
+    if len(paths) > MAX_NAMED_OBJECTS:
+        out.append(
+            Reason(code, text, f"... and {len(paths) - MAX_NAMED_OBJECTS} more object(s): {what}")
+        )
+    return out
+
+
+def _derived_from(rec: SnapshotRecord) -> dict[int, str]:
+    """_derived_from maps log index -> envelope sha256 from the signed ``derivedFrom``."""
+    out: dict[int, str] = {}
+    raw = rec.statement.predicate.get("derivedFrom")
+    for d in raw if isinstance(raw, list) else []:
+        if not isinstance(d, dict):
+            continue
+        annotations = d.get("annotations")
+        digest = d.get("digest")
+        if isinstance(annotations, dict) and isinstance(digest, dict):
+            i, sha = annotations.get("logIndex"), digest.get("sha256")
+            if type(i) is int and isinstance(sha, str):
+                out[i] = sha
+    return out
+
+
+def _signature_code(exc: VerificationError) -> str:
+    if isinstance(exc, RevokedKeyError):
+        return "revoked-key"
+    if isinstance(exc, UntrustedKeyError):
+        return "untrusted-key"
+    if isinstance(exc, SignatureError):
+        return "bad-signature"
+    return "bad-signature"
+
+
+def _judge_record(
+    state: _Input,
+    log_index: int,
+    expected_sha256: str | None,
+    *,
+    ledger: Ledger,
+    trust: KeyPolicy,
+    reasons: list[Reason],
+) -> tuple[bool, Mapping[str, Any] | None]:
+    """_judge_record reads and verifies one covering record; adds its facts to ``state``.
+
+    Returns (verified ingest record, its predicate). Ledger failures raise.
+    """
+    from prov_core.signing import Envelope, verify_envelope
+
+    text = state.text
+    leaf = ledger.entry(log_index)
+    sha = hashlib.sha256(leaf).hexdigest()
+    state.attestations[log_index] = sha
+    if expected_sha256 is None or sha != expected_sha256:
+        reasons.append(
+            Reason(
+                "record-mismatch",
+                text,
+                f"log entry {log_index} is not the record the signed snapshot record derives "
+                f"from (envelope sha256 {sha}, signed {expected_sha256})",
+            )
+        )
+        return False, None
+    try:
+        envelope: Envelope = Envelope.parse(leaf)
+        statement = Statement.parse(envelope.payload)
+    except ProvgateError as exc:
+        reasons.append(Reason("malformed-record", text, f"log entry {log_index}: {exc}"))
+        return False, None
+    keyid = envelope.signatures[0].keyid if envelope.signatures else ""
+    status = _key_status(trust, keyid)
+    verified = True
+    try:
+        verify_envelope(envelope, trust, predicate_type=statement.predicate_type)
+    except VerificationError as exc:
+        verified = False
+        reasons.append(
+            Reason(
+                _signature_code(exc),
+                text,
+                f"{_kind_name(statement.predicate_type)} record {log_index}: {exc}",
+            )
+        )
+    if statement.predicate_type != INGEST_V1:
+        name = str(statement.subjects[0].name) if statement.subjects else f"entry {log_index}"
+        state.steps.append(
+            StepFacts(
+                name=name,
+                signer_keyid=keyid,
+                key_status=status,
+                verified=verified,
+                log_index=log_index,
+                predicate_type=statement.predicate_type,
+            )
+        )
+        return False, None
+    try:
+        facts = IngestFacts.from_predicate(
+            statement.predicate,
+            signer_keyid=keyid,
+            key_status=status,
+            verified=verified,
+            log_index=log_index,
+        )
+    except InputError as exc:
+        reasons.append(Reason("malformed-record", text, f"ingest record {log_index}: {exc}"))
+        return False, None
+    state.ingests.append(facts)
+    return verified, statement.predicate
+
+
+def _kind_name(predicate_type: str) -> str:
+    return "ingest" if predicate_type == INGEST_V1 else predicate_type
+
+
+def _key_status(trust: KeyPolicy, keyid: str) -> str:
+    get = getattr(trust, "get", None)
+    entry = get(keyid) if callable(get) else None
+    status = getattr(entry, "status", None)
+    return status if isinstance(status, str) else "unknown"
+
+
+def _coverage_refuted(predicate: Mapping[str, Any], blake3_hex: str) -> str | None:
+    """_coverage_refuted re-checks a single-file ingest's claim to cover ``blake3_hex``.
+
+    Returns why the claim is false, or ``None`` when it holds or cannot be
+    checked cheaply (an ingest of several files).
+    """
+    from prov_core._samples import FILE_SAMPLE_ENCODING, file_id_of_digest
+
+    manifest = predicate.get("manifest")
+    if not isinstance(manifest, dict) or manifest.get("files") != 1:
+        return None
+    if manifest.get("root") == blake3_hex:
+        return None
+    samples = predicate.get("samples")
+    if (
+        isinstance(samples, dict)
+        and samples.get("leafEncoding") == FILE_SAMPLE_ENCODING
+        and samples.get("count") == 1
+        and samples.get("root") == file_id_of_digest(blake3_hex).hex()
+    ):
+        return None
+    return (
+        f"it is an ingest of one file with manifest root {manifest.get('root')}, "
+        f"not this object's BLAKE3 {blake3_hex}"
+    )
+
+
+def _record(
+    ledger: Ledger,
+    home: Home | None,
+    *,
+    signer: Signer | None,
+    origin: str | None,
+    policy: Policy,
+    states: Sequence[_Input],
+    reasons: Sequence[Reason],
+    when: datetime,
+) -> Attestation:
+    """_record signs the decision as an SLSA VSA v1 statement and appends it."""
+    from prov_core import __version__
+
+    if signer is None:
+        if home is None:
+            raise InputError("cannot record the decision: no signer= and no home=")
+        signer = home.signer
+    if origin is None:
+        origin = home.origin if home is not None else ledger.origin
+    passed = not reasons
+    subjects: list[Subject] = []
+    for s in states:
+        name = (
+            str(s.uri)
+            if s.commit is None
+            else str(SnapshotURI(s.uri.scheme, s.uri.repository, s.commit, s.uri.path))
+        )
+        if s.record is not None:
+            sha = s.record.statement.subjects[0].sha256
+        else:
+            sha = hashlib.sha256(name.encode()).hexdigest()
+        subjects.append(Subject(name=name, sha256=sha))
+    attestations = sorted({(i, sha) for s in states for i, sha in s.attestations.items()})
+    vsa = VerificationSummary(
+        verifier_id=VERIFIER_ID,
+        verifier_version={"provgate": __version__},
+        time_verified=when,
+        resource_uri=subjects[0].name,
+        policy=ResourceDescriptor(
+            name="policy", uri=_policy_uri(policy), digest={"sha256": policy.digest}
+        ),
+        passed=passed,
+        verified_levels=[CUSTODY_LEVEL] if passed else [],
+        input_attestations=[
+            ResourceDescriptor(
+                name=f"attestation:{i}",
+                uri=f"provgate+log://{origin}/{i}",
+                digest={"sha256": sha},
+                media_type=DSSE_MEDIA_TYPE,
+                annotations={"logIndex": i},
+            )
+            for i, sha in attestations
+        ],
+        slsa_version=None,
+    )
+    predicate = vsa.to_dict()
+    predicate["provgateInputs"] = [
+        {
+            "uri": s.text,
+            "commit": s.commit,
+            "pinned": s.uri.pinned and s.commit == s.uri.ref,
+            "snapshotRecord": None if s.record is None else s.record.log_index,
+        }
+        for s in states
+    ]
+    predicate["provgateReasons"] = [r.to_dict() for r in reasons[:MAX_RECORDED_REASONS]]
+    statement = Statement(subjects, VerificationSummary.predicate_type, predicate)
+    return Recorder(ledger, signer, origin=origin).record(statement)
+
+
+def _policy_uri(policy: Policy) -> str:
+    source = policy.source
+    if source.startswith("<"):
+        return "provgate:policy/" + source.strip("<>").replace(" ", "-")
+    return source
+
+
+# --------------------------------------------------------------------------
+# The Python API for training code
+
+
+def require(inputs: Sequence[str | SnapshotURI], **kwargs: Any) -> GateDecision:
+    """require runs :func:`evaluate_gate`; returns the decision if allowed, else raises.
+
+    Raises :class:`GateRefused` whose ``reasons`` are the reasons as text and
+    whose ``decision`` is the :class:`GateDecision`.
+    """
+    decision = evaluate_gate(inputs, **kwargs)
+    if not decision.allowed:
+        n = len(decision.reasons)
+        listing = "\n".join(f"  - {r}" for r in decision.reasons)
+        raise GateRefused(
+            f"the training gate refused ({n} reason{'s' if n != 1 else ''}):\n{listing}",
+            reasons=tuple(str(r) for r in decision.reasons),
+            decision=decision,
+        )
+    return decision
+
+
+def gated(
+    inputs: Sequence[str | SnapshotURI] | Callable[..., Sequence[str | SnapshotURI]],
+    **gate_kwargs: Any,
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """gated wraps a training function so it runs only if the gate allows its inputs.
+
+    ``inputs`` is a list of snapshot URIs, or a callable given the wrapped
+    function's arguments that returns them; ``gate_kwargs`` go to
+    :func:`evaluate_gate` (``home=``, ``policy=``, ...). A refusal raises
+    :class:`GateRefused` and the function is not called::
+
+        @gated(inputs=["provgate://reviews/3f2a.../train"], policy=Policy.load("provgate.toml"))
+        def train() -> None: ...
+    """
+
+    def decorate(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(fn)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            declared = inputs(*args, **kwargs) if callable(inputs) else inputs
+            require(declared, **gate_kwargs)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
