@@ -13,10 +13,12 @@ The index is a *locator*, never evidence: every row names a ledger entry by
 its log index AND the SHA-256 of its envelope bytes, and whoever follows a row
 reads the entry from the ledger, checks that hash, and verifies the signature
 there. A wrong or stale row can therefore make a lookup miss, but cannot make
-an unsigned or altered record pass. Ingest writes its rows right after its
-ledger append (two databases cannot share one transaction): a crash between
-the two leaves a record the index does not point at, which a snapshot then
-lists as ``uncovered`` — the safe side.
+an unsigned or altered record pass. Ingest (every file it read) and
+:func:`~prov_core.step.record_step` on a recorder with an index (each output
+artifact's BLAKE3) write their rows right after their ledger append (two
+databases cannot share one transaction): a crash between the two leaves a
+record the index does not point at, which a snapshot then lists as
+``uncovered`` — the safe side.
 """
 
 from __future__ import annotations

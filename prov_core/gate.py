@@ -21,15 +21,23 @@ the gate allows. For every input, in this order, every reason is collected
    input's path that the signed record does not list (written outside
    provgate, or outside the snapshot's prefix) are named too.
 4. **Lineage.** Each object of the input (the record's objects under the
-   URI's path) must be covered by at least one ingest record, found by the
-   log indices the signed snapshot record names. Each such entry must hash
-   to the envelope SHA-256 the snapshot record's ``derivedFrom`` holds, and
-   verify against the trust store. A coverage claim is re-checked where that
-   is cheap: an ingest of a single file must have that object's BLAKE3 as its
-   manifest root, or as its one file sample. Objects with no verified ingest
-   record behind them are *uncovered*, each named.
-5. **Policy.** :class:`~prov_core.policy.InputFacts` and
-   :class:`~prov_core.policy.IngestFacts` are built from the records and
+   URI's path) must be covered by at least one *verified* record, found by
+   the log indices the signed snapshot record names; each such entry must
+   hash to the envelope SHA-256 the snapshot record's ``derivedFrom`` holds.
+   An ingest record covers it if it verifies against the trust store (a
+   single-file ingest must also have that object's BLAKE3 as its manifest
+   root, or as its one file sample). A transform step (SLSA Provenance)
+   covers it if it verifies, its signed outputs name the object's BLAKE3,
+   and *every* one of its inputs leads, recursively, to verified ingest
+   records (see :class:`_Lineage`: attestation inputs by log index and
+   envelope SHA-256, artifact inputs by BLAKE3 through the content index; at
+   most :data:`MAX_STEP_DEPTH` steps, cycle-safe). An input that leads
+   nowhere is a ``step-input`` reason naming the step's log index. Objects
+   with no verified record behind them are *uncovered*, each named.
+5. **Policy.** :class:`~prov_core.policy.InputFacts`,
+   :class:`~prov_core.policy.IngestFacts` (every ingest record reached,
+   directly or through steps) and :class:`~prov_core.policy.StepFacts`
+   (every step walked) are built from the records and
    every rule of the policy (default :meth:`Policy.default`) is evaluated on
    :func:`~prov_core.policy.activation`; each failed rule is a reason
    carrying the rule id.
@@ -49,7 +57,7 @@ The decision is recorded as a signed SLSA VSA v1 statement
     policy               {"name": "policy", "uri": <source>, "digest": {"sha256": <policy digest>}}
     verificationResult   "PASSED" | "FAILED"
     verifiedLevels       ["PROVGATE_CUSTODY_VERIFIED"] when passed, else []
-    inputAttestations    the snapshot and ingest records consulted (log URI,
+    inputAttestations    the snapshot, step and ingest records consulted (log URI,
                          envelope sha256)
     provgateInputs       [{"uri", "commit", "pinned", "snapshotRecord"}]
     provgateReasons      [{"code", "input", "rule", "message"}] (at most MAX_RECORDED_REASONS)
@@ -63,9 +71,10 @@ Reason codes: ``unpinned``, ``not-found``, ``no-snapshot-record``,
 ``content-missing``, ``content-extra``, ``content-changed``,
 ``content-metadata``, ``unrecorded-object``, ``empty-input``,
 ``record-mismatch``, ``coverage-mismatch``, ``malformed-record``,
-``uncovered``, ``policy``, ``store-unreachable``, ``ledger-unreachable``,
-``trust-unavailable``, ``not-judged`` (an input left unchecked because
-the trust store, ledger or content index is unavailable), ``internal-error``,
+``step-input``, ``lineage-too-deep``, ``unsupported-record``, ``uncovered``,
+``policy``, ``store-unreachable``, ``ledger-unreachable``,
+``trust-unavailable``, ``not-judged`` (an input left unchecked because the
+trust store, ledger or content index is unavailable), ``internal-error``,
 ``not-recorded``.
 """
 
@@ -73,6 +82,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -99,6 +109,7 @@ from prov_core.snapshots.base import SnapshotStore, SnapshotURI
 from prov_core.statement import (
     DSSE_MEDIA_TYPE,
     INGEST_V1,
+    SLSA_PROVENANCE_V1,
     SNAPSHOT_V1,
     ResourceDescriptor,
     Statement,
@@ -117,6 +128,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CUSTODY_LEVEL",
+    "MAX_STEP_DEPTH",
     "VERIFIER_ID",
     "GateDecision",
     "Reason",
@@ -133,6 +145,10 @@ MAX_NAMED_OBJECTS: Final = 100
 """MAX_NAMED_OBJECTS bounds the per-object reasons of one kind per input (then one summary)."""
 MAX_RECORDED_REASONS: Final = 1000
 """MAX_RECORDED_REASONS bounds the reasons copied into the VSA record."""
+MAX_STEP_DEPTH: Final = 64
+"""MAX_STEP_DEPTH bounds how many transform steps the gate walks from a snapshot to ingest."""
+
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -513,32 +529,30 @@ def _judge_input(
     state.objects = len(selected) + len(unrecorded)
     if not selected and not unrecorded:
         reasons.append(Reason("empty-input", text, f"the snapshot has no object under {prefix!r}"))
-    # 4. Lineage: the ingest records the signed record names for each object.
+    # 4. Lineage: the records the signed record names for each object, walked
+    # through transform steps back to ingest records.
     derived = _derived_from(rec)
-    judged: dict[int, tuple[bool, Mapping[str, Any] | None]] = {}
+    lineage = _Lineage(state, ledger, trust, index, reasons)
     uncovered = list(unrecorded)
     for obj in selected:
         covered = False
         for log_index in obj.records:
-            if log_index not in judged:
-                judged[log_index] = _judge_record(
-                    state,
-                    log_index,
-                    derived.get(log_index),
-                    ledger=ledger,
-                    trust=trust,
-                    reasons=reasons,
-                )
-            ok, predicate = judged[log_index]
-            if not ok or predicate is None:
+            node = lineage.record(
+                log_index,
+                derived.get(log_index),
+                depth=0,
+                via="the signed snapshot record derives from",
+            )
+            if not node.ok:
                 continue
-            claim = _coverage_refuted(predicate, obj.blake3)
+            claim = lineage.refuted(node, obj.blake3)
             if claim is not None:
                 reasons.append(
                     Reason(
                         "coverage-mismatch",
                         text,
-                        f"{obj.path}: ingest record {log_index} cannot cover it: {claim}",
+                        f"{obj.path}: {_kind_name(node.kind)} record {log_index} cannot cover "
+                        f"it: {claim}",
                     )
                 )
                 continue
@@ -551,7 +565,8 @@ def _judge_input(
             "uncovered",
             text,
             [p for p in uncovered if p not in unrecorded],
-            "no verified ingest record covers this object",
+            "no verified ingest record covers this object, directly or through verified "
+            "transform steps",
         )
     )
 
@@ -606,85 +621,325 @@ def _signature_code(exc: VerificationError) -> str:
     return "bad-signature"
 
 
-def _judge_record(
-    state: _Input,
-    log_index: int,
-    expected_sha256: str | None,
-    *,
-    ledger: Ledger,
-    trust: KeyPolicy,
-    reasons: list[Reason],
-) -> tuple[bool, Mapping[str, Any] | None]:
-    """_judge_record reads and verifies one covering record; adds its facts to ``state``.
+@dataclass(frozen=True)
+class _Node:
+    """_Node is the gate's verdict on one record of the lineage.
 
-    Returns (verified ingest record, its predicate). Ledger failures raise.
+    ``ok``: an ingest record that verifies, or a transform step (or a
+    snapshot a step read) that verifies and whose every input (object) leads
+    to such ingest records. ``kind`` is the record's predicate type (``""``
+    when it could not be read).
     """
-    from prov_core.signing import Envelope, verify_envelope
 
-    text = state.text
-    leaf = ledger.entry(log_index)
-    sha = hashlib.sha256(leaf).hexdigest()
-    state.attestations[log_index] = sha
-    if expected_sha256 is None or sha != expected_sha256:
-        reasons.append(
-            Reason(
-                "record-mismatch",
-                text,
-                f"log entry {log_index} is not the record the signed snapshot record derives "
-                f"from (envelope sha256 {sha}, signed {expected_sha256})",
+    log_index: int
+    ok: bool
+    kind: str
+    predicate: Mapping[str, Any] | None = None
+
+
+class _Lineage:
+    """_Lineage walks the records behind one input, judging each record once.
+
+    From a snapshot object's records, an ingest record ends the walk; a
+    transform step (SLSA Provenance) continues through its
+    ``resolvedDependencies``: an attestation input by its log index (the
+    entry must hash to the descriptor's sha256), an artifact input by its
+    BLAKE3 through the content index (each covering entry must hash to the
+    index row's envelope sha256, and its signed content must name that
+    BLAKE3). A snapshot record a step read (an attestation input) leads to
+    ingest records when each of its signed objects does, through the records
+    it names. At most :data:`MAX_STEP_DEPTH` steps deep; a record met again on
+    the path being walked (a cycle through content digests) does not count.
+    Ledger failures raise (the caller turns them into a refusal).
+    """
+
+    def __init__(
+        self,
+        state: _Input,
+        ledger: Ledger,
+        trust: KeyPolicy,
+        index: ContentIndex,
+        reasons: list[Reason],
+    ) -> None:
+        self.state = state
+        self.ledger = ledger
+        self.trust = trust
+        self.index = index
+        self.reasons = reasons
+        self._nodes: dict[int, _Node] = {}
+        self._leaves: dict[int, bytes] = {}
+        self._active: set[int] = set()
+        self._mismatched: set[tuple[int, str | None]] = set()
+
+    def _reason(self, code: str, message: str) -> None:
+        self.reasons.append(Reason(code, self.state.text, message))
+
+    def record(self, log_index: int, expected_sha256: str | None, *, depth: int, via: str) -> _Node:
+        """record judges log entry ``log_index``, which ``via`` names by ``expected_sha256``."""
+        if log_index not in self._leaves:
+            self._leaves[log_index] = self.ledger.entry(log_index)
+        sha = hashlib.sha256(self._leaves[log_index]).hexdigest()
+        self.state.attestations[log_index] = sha
+        if expected_sha256 is None or sha != expected_sha256:
+            if (log_index, expected_sha256) not in self._mismatched:
+                self._mismatched.add((log_index, expected_sha256))
+                self._reason(
+                    "record-mismatch",
+                    f"log entry {log_index} is not the record {via} (envelope sha256 {sha}, "
+                    f"signed {expected_sha256})",
+                )
+            return _Node(log_index, False, "")
+        done = self._nodes.get(log_index)
+        if done is not None:
+            return done
+        if log_index in self._active:  # a cycle: this path reaches nothing new
+            # (a record judged while an ancestor was active keeps its verdict even
+            # if another path would have reached ingest: conservative, fails closed)
+            return _Node(log_index, False, "")
+        if depth > MAX_STEP_DEPTH:
+            self._reason(
+                "lineage-too-deep",
+                f"record {log_index} is more than {MAX_STEP_DEPTH} transform steps away from "
+                "the snapshot; the gate does not walk further",
             )
-        )
-        return False, None
-    try:
-        envelope: Envelope = Envelope.parse(leaf)
-        statement = Statement.parse(envelope.payload)
-    except ProvgateError as exc:
-        reasons.append(Reason("malformed-record", text, f"log entry {log_index}: {exc}"))
-        return False, None
-    keyid = envelope.signatures[0].keyid if envelope.signatures else ""
-    status = _key_status(trust, keyid)
-    verified = True
-    try:
-        verify_envelope(envelope, trust, predicate_type=statement.predicate_type)
-    except VerificationError as exc:
-        verified = False
-        reasons.append(
-            Reason(
-                _signature_code(exc),
-                text,
-                f"{_kind_name(statement.predicate_type)} record {log_index}: {exc}",
-            )
-        )
-    if statement.predicate_type != INGEST_V1:
-        name = str(statement.subjects[0].name) if statement.subjects else f"entry {log_index}"
-        state.steps.append(
+            return _Node(log_index, False, "")
+        self._active.add(log_index)
+        try:
+            node = self._judge(log_index, depth)
+        finally:
+            self._active.discard(log_index)
+        self._nodes[log_index] = node
+        return node
+
+    def _judge(self, log_index: int, depth: int) -> _Node:
+        from prov_core.signing import Envelope, verify_envelope
+
+        leaf = self._leaves[log_index]
+        try:
+            envelope: Envelope = Envelope.parse(leaf)
+            statement = Statement.parse(envelope.payload)
+        except ProvgateError as exc:
+            self._reason("malformed-record", f"log entry {log_index}: {exc}")
+            return _Node(log_index, False, "")
+        kind = statement.predicate_type
+        predicate = statement.predicate
+        keyid = envelope.signatures[0].keyid if envelope.signatures else ""
+        status = _key_status(self.trust, keyid)
+        verified = True
+        try:
+            verify_envelope(envelope, self.trust, predicate_type=kind)
+        except VerificationError as exc:
+            verified = False
+            self._reason(_signature_code(exc), f"{_kind_name(kind)} record {log_index}: {exc}")
+        if kind == INGEST_V1:
+            try:
+                facts = IngestFacts.from_predicate(
+                    predicate,
+                    signer_keyid=keyid,
+                    key_status=status,
+                    verified=verified,
+                    log_index=log_index,
+                )
+            except InputError as exc:
+                self._reason("malformed-record", f"ingest record {log_index}: {exc}")
+                return _Node(log_index, False, kind)
+            self.state.ingests.append(facts)
+            return _Node(log_index, verified, kind, predicate)
+        name = _step_name(statement, log_index)
+        self.state.steps.append(
             StepFacts(
                 name=name,
                 signer_keyid=keyid,
                 key_status=status,
                 verified=verified,
                 log_index=log_index,
-                predicate_type=statement.predicate_type,
+                predicate_type=kind,
             )
         )
-        return False, None
-    try:
-        facts = IngestFacts.from_predicate(
-            statement.predicate,
-            signer_keyid=keyid,
-            key_status=status,
-            verified=verified,
-            log_index=log_index,
-        )
-    except InputError as exc:
-        reasons.append(Reason("malformed-record", text, f"ingest record {log_index}: {exc}"))
-        return False, None
-    state.ingests.append(facts)
-    return verified, statement.predicate
+        if kind not in (SLSA_PROVENANCE_V1, SNAPSHOT_V1):
+            self._reason(
+                "unsupported-record",
+                f"record {log_index} is a {kind} record; only ingest records, transform "
+                "steps (SLSA Provenance) and the snapshots they read can stand behind data",
+            )
+            return _Node(log_index, False, kind, predicate)
+        if not verified:
+            return _Node(log_index, False, kind, predicate)
+        if kind == SNAPSHOT_V1:
+            ok = self._snapshot_objects(log_index, leaf, depth)
+        else:
+            ok = self._step_inputs(log_index, name, predicate, depth)
+        return _Node(log_index, ok, kind, predicate)
+
+    def _snapshot_objects(self, log_index: int, leaf: bytes, depth: int) -> bool:
+        """_snapshot_objects: a snapshot a step read leads to ingest if each of its objects does."""
+        from prov_core.snapshot_record import parse_snapshot_record
+
+        try:
+            rec = parse_snapshot_record(log_index, leaf)
+        except ProvgateError as exc:
+            self._reason("malformed-record", f"snapshot record {log_index}: {exc}")
+            return False
+        derived = _derived_from(rec)
+        bare: list[str] = []
+        for obj in rec.objects:
+            covered = False
+            for i in obj.records:
+                node = self.record(
+                    i,
+                    derived.get(i),
+                    depth=depth + 1,
+                    via=f"snapshot record {log_index} derives from",
+                )
+                if node.ok and self.refuted(node, obj.blake3) is None:
+                    covered = True
+            if not covered:
+                bare.append(obj.path)
+        if bare or not rec.objects:
+            shown = ", ".join(bare[:MAX_NAMED_OBJECTS]) + (
+                f" and {len(bare) - MAX_NAMED_OBJECTS} more"
+                if len(bare) > MAX_NAMED_OBJECTS
+                else ""
+            )
+            self._reason(
+                "step-input",
+                f"snapshot record {log_index}, read by a transform step: "
+                + (
+                    f"no verified record leads from {shown} to ingest records"
+                    if bare
+                    else "it holds no object"
+                ),
+            )
+            return False
+        return True
+
+    def _step_inputs(
+        self, log_index: int, name: str, predicate: Mapping[str, Any], depth: int
+    ) -> bool:
+        """_step_inputs is true when every input of the step leads to verified ingest records."""
+        build = predicate.get("buildDefinition")
+        deps = build.get("resolvedDependencies") if isinstance(build, dict) else None
+        if not isinstance(deps, list) or not deps:
+            self._reason(
+                "step-input",
+                f"transform step record {log_index} ({name}) names no input, so it reaches no "
+                "ingest record",
+            )
+            return False
+        results = [self._dependency(log_index, name, d, depth) for d in deps]
+        return all(results)
+
+    def _dependency(self, step: int, name: str, dep: Any, depth: int) -> bool:
+        """_dependency follows one input of step ``step``; a reason when it leads nowhere."""
+        dep = dep if isinstance(dep, dict) else {}
+        label = dep.get("name") or dep.get("uri") or "?"
+        where = f"transform step record {step} ({name}): input {label!r}"
+        annotations = dep.get("annotations")
+        annotations = annotations if isinstance(annotations, dict) else {}
+        digest = dep.get("digest")
+        digest = digest if isinstance(digest, dict) else {}
+        attested = annotations.get("logIndex")
+        if type(attested) is int and attested >= 0:
+            sha = digest.get("sha256")
+            node = self.record(
+                attested,
+                sha if isinstance(sha, str) else None,
+                depth=depth + 1,
+                via=f"transform step record {step} names as its input {label!r}",
+            )
+            if node.ok:
+                return True
+            self._reason(
+                "step-input",
+                f"{where}: attestation {attested} does not lead to verified ingest records",
+            )
+            return False
+        b3 = annotations.get("blake3")
+        if not isinstance(b3, str) or not _HEX64.fullmatch(b3):
+            self._reason(
+                "step-input",
+                f"{where} has neither a log index nor a BLAKE3 digest, so no record can be "
+                "found for it",
+            )
+            return False
+        refs = self.index.covering([b3]).get(b3, [])
+        if not refs:
+            self._reason(
+                "step-input",
+                f"{where}: no record covers its content (BLAKE3 {b3}); ingest it, or record "
+                "the step that wrote it, before the step that reads it",
+            )
+            return False
+        found = False
+        for ref in refs:
+            node = self.record(
+                ref.log_index,
+                ref.envelope_sha256,
+                depth=depth + 1,
+                via=f"the content index names for input {label!r} of transform step {step}",
+            )
+            if not node.ok:
+                continue
+            claim = self.refuted(node, b3)
+            if claim is not None:
+                self._reason(
+                    "coverage-mismatch",
+                    f"{where}: {_kind_name(node.kind)} record {ref.log_index} cannot cover it: "
+                    f"{claim}",
+                )
+                continue
+            found = True
+        if not found:
+            indices = ", ".join(str(r.log_index) for r in refs)
+            self._reason(
+                "step-input",
+                f"{where}: no record covering its content (BLAKE3 {b3}; records {indices}) "
+                "leads to verified ingest records",
+            )
+        return found
+
+    @staticmethod
+    def refuted(node: _Node, blake3_hex: str) -> str | None:
+        """refuted says why ``node`` cannot cover content ``blake3_hex``, or None."""
+        if node.predicate is None:
+            return "its record cannot be read"
+        if node.kind == INGEST_V1:
+            return _coverage_refuted(node.predicate, blake3_hex)
+        if node.kind == SNAPSHOT_V1:
+            return "a snapshot record vouches for no content by itself"
+        if blake3_hex in _step_outputs(node.predicate):
+            return None
+        return f"its signed outputs do not include BLAKE3 {blake3_hex}"
+
+
+def _step_name(statement: Statement, log_index: int) -> str:
+    build = statement.predicate.get("buildDefinition")
+    external = build.get("externalParameters") if isinstance(build, dict) else None
+    step = external.get("step") if isinstance(external, dict) else None
+    if isinstance(step, str) and step:
+        return step
+    return str(statement.subjects[0].name) if statement.subjects else f"entry {log_index}"
+
+
+def _step_outputs(predicate: Mapping[str, Any]) -> set[str]:
+    """_step_outputs returns the BLAKE3 of every output a step's signed record names."""
+    run = predicate.get("runDetails")
+    byproducts = run.get("byproducts") if isinstance(run, dict) else None
+    out: set[str] = set()
+    for b in byproducts if isinstance(byproducts, list) else []:
+        annotations = b.get("annotations") if isinstance(b, dict) else None
+        b3 = annotations.get("blake3") if isinstance(annotations, dict) else None
+        if isinstance(b3, str):
+            out.add(b3)
+    return out
 
 
 def _kind_name(predicate_type: str) -> str:
-    return "ingest" if predicate_type == INGEST_V1 else predicate_type
+    if predicate_type == INGEST_V1:
+        return "ingest"
+    if predicate_type == SLSA_PROVENANCE_V1:
+        return "transform step"
+    return predicate_type or "unreadable"
 
 
 def _key_status(trust: KeyPolicy, keyid: str) -> str:

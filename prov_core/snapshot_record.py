@@ -18,7 +18,11 @@ signed record, in these steps:
    root is BLAKE3(manifest), even for a single object.
 3. Link each object to the records covering its bytes, found by content
    digest in the :class:`~prov_core.content_index.ContentIndex` (ingest
-   indexes every file's BLAKE3). Objects no record covers are listed as
+   indexes every file's BLAKE3; :func:`~prov_core.step.record_step`, on a
+   recorder with an index, each output's): ingest records and the transform
+   steps that wrote those bytes alike, each ``derivedFrom`` descriptor
+   carrying the record's kind (``annotations.predicateType``) beside its
+   log index. Objects no record covers are listed as
    ``uncovered``: committed, but the gate refuses them. A record that would
    not fit in a ledger leaf is refused here, before anything is committed.
 4. Commit with metadata ``provgate-manifest-blake3`` (the root),
@@ -103,6 +107,7 @@ __all__ = [
     "find_snapshot_record",
     "normalize_prefix",
     "open_store_for",
+    "parse_snapshot_record",
     "verify_snapshot",
 ]
 
@@ -468,6 +473,14 @@ def _parse_record(log_index: int, leaf: bytes) -> SnapshotRecord:
     if type(uncovered) is not list or not all(type(u) is str for u in uncovered):
         raise FormatError(f"entry {log_index}: predicate.uncovered: expected an array of paths")
     return SnapshotRecord(log_index, leaf, statement, prefix, tuple(objects), tuple(uncovered))
+
+
+def parse_snapshot_record(log_index: int, leaf: bytes) -> SnapshotRecord:
+    """parse_snapshot_record reads ledger entry ``log_index`` as a snapshot record (unverified).
+
+    Raises :class:`FormatError` naming the field that is wrong.
+    """
+    return _parse_record(log_index, leaf)
 
 
 def _matches(record: SnapshotRecord, store_kind: str, repo: str, commit_id: str) -> bool:

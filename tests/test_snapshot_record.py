@@ -28,8 +28,8 @@ from prov_core.snapshot_record import (
 )
 from prov_core.snapshots.lakefs import LakeFSStore
 from prov_core.snapshots.local import LocalStore
-from prov_core.statement import DSSE_MEDIA_TYPE, INGEST_V1, SNAPSHOT_V1
-from prov_core.step import Recorder
+from prov_core.statement import DSSE_MEDIA_TYPE, INGEST_V1, SLSA_PROVENANCE_V1, SNAPSHOT_V1
+from prov_core.step import Artifact, Recorder, record_step
 from prov_core.trust import TrustStore
 from prov_core.verify import verify_home
 
@@ -165,6 +165,31 @@ def test_every_covering_record_is_linked(env: Env) -> None:
     by_path = {o.path: o.records for o in result.objects}
     assert by_path["faq.md"] == (first, second)
     assert by_path["policy.md"] == (first,)
+
+
+def test_object_written_by_a_recorded_step_is_linked_to_it(env: Env, tmp_path: Path) -> None:
+    ingest = env.ingest(env.data / "docs")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clean.md").write_text((env.data / "docs" / "faq.md").read_text().lower())
+    raw = Artifact.from_path(env.data / "docs" / "faq.md")
+    # A directory output is indexed by its manifest root, which no object matches.
+    record_step(env.recorder, "clean", inputs=[raw], outputs=[Artifact.from_path(out)])
+    assert env.index.covering([digest_path(out / "clean.md").blake3]) == {}
+    step = record_step(
+        env.recorder, "clean", inputs=[raw], outputs=[Artifact.from_path(out / "clean.md")]
+    )
+    (out / "faq.md").write_text((env.data / "docs" / "faq.md").read_text())
+    result = commit_snapshot(env.recorder, env.store, "demo", "main", out, index=env.index)
+    by_path = {o.path: o.records for o in result.objects}
+    assert by_path == {"clean.md": (step.log_index,), "faq.md": (ingest,)}
+    _, statement = decode_entry(env.recorder.ledger.entry(result.log_index))
+    kinds = {
+        d["annotations"]["logIndex"]: d["annotations"]["predicateType"]
+        for d in statement["predicate"]["derivedFrom"]
+    }
+    assert kinds == {ingest: INGEST_V1, step.log_index: SLSA_PROVENANCE_V1}
+    assert result.uncovered == ()
 
 
 def test_derived_from_attestations_are_appended(env: Env) -> None:

@@ -186,3 +186,39 @@ def test_recorder_from_home_with_env_key(tmp_path: Path, monkeypatch: pytest.Mon
     from prov_core.verify import verify_home
 
     assert verify_home(open_home(tmp_path / "home")).ok
+
+
+def test_recorder_with_an_index_indexes_each_output(tmp_path: Path) -> None:
+    from prov_core.content_index import ContentIndex
+
+    with ContentIndex(tmp_path / "index.sqlite") as index:
+        signer = Ed25519Signer.generate()
+        ledger = MemoryLedger("test.local/log", NoteSigner("test.local/log", signer.private_key))
+        recorder = Recorder(ledger, signer, origin="test.local/log", index=index)
+        a = Artifact.from_bytes("a.txt", b"alpha")
+        b = Artifact.from_bytes("b.txt", b"beta")
+        no_b3 = Artifact(name="opaque", sha256="0" * 64)
+        att = record_step(recorder, "clean", inputs=[a], outputs=[b, no_b3])
+        covering = index.covering([a.blake3 or "", b.blake3 or ""])
+        assert list(covering) == [b.blake3]  # outputs only, never inputs
+        [ref] = covering[b.blake3 or ""]
+        assert (ref.log_index, ref.envelope_sha256, ref.predicate_type) == (
+            att.log_index,
+            att.envelope_sha256,
+            SLSA_PROVENANCE_V1,
+        )
+        # An output BLAKE3 the index cannot hold is refused before anything is recorded.
+        bad = Artifact(name="bad", sha256="0" * 64, blake3="not-hex")
+        with pytest.raises(InputError, match="not 64 lowercase hex"):
+            record_step(recorder, "clean", outputs=[bad])
+        assert recorder.ledger.size() == 1
+
+
+def test_recorder_from_home_carries_the_home_index(tmp_path: Path) -> None:
+    home, _ = init_home(tmp_path / "home")
+    with Recorder.from_home(home) as recorder:
+        assert recorder.index is not None
+        out = Artifact.from_bytes("out.txt", b"written by a step")
+        record_step(recorder, "write", outputs=[out])
+    with home.open_index() as index:
+        assert list(index.covering([out.blake3 or ""])) == [out.blake3]
