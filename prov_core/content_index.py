@@ -13,16 +13,27 @@ The index is a *locator*, never evidence: every row names a ledger entry by
 its log index AND the SHA-256 of its envelope bytes, and whoever follows a row
 reads the entry from the ledger, checks that hash, and verifies the signature
 there. A wrong or stale row can therefore make a lookup miss, but cannot make
-an unsigned or altered record pass. Ingest (every file it read) and
-:func:`~prov_core.step.record_step` on a recorder with an index (each output
-artifact's BLAKE3) write their rows right after their ledger append (two
-databases cannot share one transaction): a crash between the two leaves a
-record the index does not point at, which a snapshot then lists as
-``uncovered`` — the safe side.
+an unsigned or altered record pass.
+
+Two writers fill ``content``:
+
+- ingest writes a row for every file it read right after its ledger append
+  (the per-file digests are not in the record; two databases cannot share one
+  transaction): a crash between the two leaves a record the index does not
+  point at, which a snapshot then lists as ``uncovered`` — the safe side;
+- step outputs are NOT written by :func:`~prov_core.step.record_step` (a
+  second transaction per step would cost as much as the append itself): a
+  step record carries each output's BLAKE3 in its byproducts, so
+  :meth:`ContentIndex.catch_up` reads them from the ledger entries appended
+  since it last ran (``meta.steps_indexed_to``), and every lookup given the
+  ledger (``covering(..., ledger=...)``) catches up first.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 import sqlite3
 import threading
@@ -30,9 +41,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prov_core.errors import ConfigError, InputError, LedgerError
+
+if TYPE_CHECKING:
+    from prov_core.ledger.base import Ledger
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "ContentIndex", "RecordRef"]
 
@@ -145,11 +159,52 @@ class ContentIndex:
                 rows,
             )
 
-    def covering(self, digests: Iterable[str]) -> dict[str, list[RecordRef]]:
+    def catch_up(self, ledger: Ledger) -> int:
+        """catch_up indexes the outputs of step records appended since its last run.
+
+        Returns how many ledger entries it read. A step record (SLSA
+        Provenance) names each output's BLAKE3 in
+        ``runDetails.byproducts[*].annotations.blake3``; entries that are not
+        step records, or that do not parse, add nothing (the index only
+        locates records: the gate verifies whatever it finds).
+        """
+        from prov_core.statement import SLSA_PROVENANCE_V1
+
+        with self._tx() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'steps_indexed_to'").fetchone()
+        start = int(row[0]) if row else 0
+        size = ledger.size()
+        if start >= size:
+            return 0
+        rows = [
+            (b3, index, hashlib.sha256(leaf).hexdigest(), SLSA_PROVENANCE_V1)
+            for index, leaf in ledger.entries(start, size)
+            for b3 in _step_outputs(leaf, SLSA_PROVENANCE_V1)
+        ]
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO content"
+                " (blake3, log_index, envelope_sha256, predicate_type) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('steps_indexed_to', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), ?)",
+                (str(size), size),
+            )
+        return size - start
+
+    def covering(
+        self, digests: Iterable[str], *, ledger: Ledger | None = None
+    ) -> dict[str, list[RecordRef]]:
         """covering maps each BLAKE3 in ``digests`` to the records covering it, oldest first.
 
-        Digests no record covers are absent from the result.
+        Digests no record covers are absent from the result. Given the
+        ledger, it first indexes step records appended since the last lookup
+        (:meth:`catch_up`).
         """
+        if ledger is not None:
+            self.catch_up(ledger)
         wanted = sorted(set(digests))
         out: dict[str, list[RecordRef]] = {}
         with self._tx() as conn:
@@ -192,3 +247,17 @@ def _check_ref(record: RecordRef) -> None:
         raise InputError(f"log index {record.log_index!r} must be a non-negative integer")
     if not _HEX64.fullmatch(record.envelope_sha256):
         raise InputError(f"envelope sha256 {record.envelope_sha256!r} is not 64 hex characters")
+
+
+def _step_outputs(leaf: bytes, step_type: str) -> list[str]:
+    """_step_outputs returns the output BLAKE3s a step record's byproducts name, else []."""
+    try:
+        envelope: Any = json.loads(leaf)
+        statement: Any = json.loads(base64.b64decode(envelope["payload"], validate=True))
+        if statement.get("predicateType") != step_type:
+            return []
+        byproducts = statement["predicate"]["runDetails"].get("byproducts") or []
+        found = [(b.get("annotations") or {}).get("blake3") for b in byproducts]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+    return [b3 for b3 in found if isinstance(b3, str) and _HEX64.fullmatch(b3)]

@@ -862,7 +862,7 @@ class _Lineage:
                 "found for it",
             )
             return False
-        refs = self.index.covering([b3]).get(b3, [])
+        refs = self.index.covering([b3], ledger=self.ledger).get(b3, [])
         if not refs:
             self._reason(
                 "step-input",

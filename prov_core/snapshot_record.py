@@ -18,8 +18,8 @@ signed record, in these steps:
    root is BLAKE3(manifest), even for a single object.
 3. Link each object to the records covering its bytes, found by content
    digest in the :class:`~prov_core.content_index.ContentIndex` (ingest
-   indexes every file's BLAKE3; :func:`~prov_core.step.record_step`, on a
-   recorder with an index, each output's): ingest records and the transform
+   indexes every file's BLAKE3; step outputs are read from the step records
+   in the ledger as the lookup catches up): ingest records and the transform
    steps that wrote those bytes alike, each ``derivedFrom`` descriptor
    carrying the record's kind (``annotations.predicateType``) beside its
    log index. Objects no record covers are listed as
@@ -328,7 +328,7 @@ def commit_snapshot(
         raise InputError(f"{repo}/{branch}/{pre} holds more than {MAX_OBJECTS} objects")
     manifest = _manifest_of(entries)
     # 3. Link each object to the records covering its content.
-    covering = index.covering(f.blake3 for f in manifest.files)
+    covering = index.covering((f.blake3 for f in manifest.files), ledger=recorder.ledger)
     objects = tuple(
         SnapshotObject(
             f.path, f.blake3, f.size, tuple(r.log_index for r in covering.get(f.blake3, ()))

@@ -24,14 +24,12 @@ SLSA mapping (``https://slsa.dev/provenance/v1``)::
                                          its BLAKE3 digest in annotations
     subject                              the outputs, sha256 only
 
-A :class:`Recorder` given a :class:`~prov_core.content_index.ContentIndex`
-(:meth:`Recorder.from_home` passes the home's) indexes each output's BLAKE3
-as covered by the step's record, right after the append (as ingest does), so
-that a snapshot of a file a step wrote finds the step by content and the gate
-can walk from it to the step's inputs. A crash between the two leaves an
-output the index does not know: the snapshot lists it as uncovered, the safe
-side. A directory output is indexed by its manifest root only, which no
-snapshot object matches: record a step's files as one artifact each.
+Each output's BLAKE3 travels in the record (``byproducts``), which is how a
+snapshot finds the step that wrote a file: the content index reads it from
+the ledger when it is next consulted (``ContentIndex.catch_up``), so
+recording a step costs no second database write. A directory output is
+named by its manifest root only, which no snapshot object matches: record a
+step's files as one artifact each.
 """
 
 from __future__ import annotations
@@ -54,7 +52,6 @@ from prov_core.signing import Signer, sign_envelope
 from prov_core.statement import SLSA_PROVENANCE_V1, Statement, Subject
 
 if TYPE_CHECKING:
-    from prov_core.content_index import ContentIndex
     from prov_core.home import Home
     from prov_core.ledger.base import Ledger
 
@@ -240,45 +237,21 @@ class Recorder:
 
     ``record`` appends one envelope in one transaction; ``record_many`` signs a
     batch and appends it in one transaction (the fast path for bulk work).
-    ``index``, when given, is the content index :func:`record_step` writes
-    each output's BLAKE3 to (see the module docstring); ``close`` closes it
-    too only when the recorder opened it (:meth:`from_home`).
     """
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        signer: Signer,
-        *,
-        origin: str = "",
-        index: ContentIndex | None = None,
-    ) -> None:
+    def __init__(self, ledger: Ledger, signer: Signer, *, origin: str = "") -> None:
         self.ledger = ledger
         self.signer = signer
         self.origin = origin
-        self.index = index
-        self._owns_index = False
 
     @classmethod
     def from_home(cls, home: Home) -> Recorder:
-        """A recorder on a home's ledger with its signing key and its content index."""
+        """A recorder on a home's ledger with its signing key."""
         signer = home.signer
-        ledger = home.open_ledger()
-        try:
-            index = home.open_index()
-        except BaseException:
-            ledger.close()
-            raise
-        recorder = cls(ledger, signer, origin=home.origin, index=index)
-        recorder._owns_index = True
-        return recorder
+        return cls(home.open_ledger(), signer, origin=home.origin)
 
     def close(self) -> None:
-        try:
-            self.ledger.close()
-        finally:
-            if self._owns_index and self.index is not None:
-                self.index.close()
+        self.ledger.close()
 
     def __enter__(self) -> Recorder:
         return self
@@ -385,18 +358,15 @@ def record_step(
     run identity (``name``, ``run_id``, task or asset key, attempt, ...).
     Parameters and environment must be JSON values (RFC 8785: no NaN, ints
     within ±2^53); anything else raises :class:`CanonicalizationError`.
-    When ``recorder`` has a content index, each output's BLAKE3 is indexed
-    as covered by the new record (an output BLAKE3 that is not 64 lowercase
-    hex characters then raises :class:`InputError` before anything is
-    recorded).
+    An output BLAKE3 that is not 64 lowercase hex characters raises
+    :class:`InputError` before anything is recorded (snapshots find a step's
+    outputs by it).
     """
-    digests = [o.blake3 for o in outputs if o.blake3 is not None]
-    if recorder.index is not None:
-        bad = [d for d in digests if not _HEX64.fullmatch(d)]
-        if bad:
-            raise InputError(
-                f"step {name!r}: output BLAKE3 {bad[0]!r} is not 64 lowercase hex characters"
-            )
+    bad = [o.blake3 for o in outputs if o.blake3 is not None and not _HEX64.fullmatch(o.blake3)]
+    if bad:
+        raise InputError(
+            f"step {name!r}: output BLAKE3 {bad[0]!r} is not 64 lowercase hex characters"
+        )
     spec = _StepSpec(
         name=name,
         inputs=inputs,
@@ -409,12 +379,4 @@ def record_step(
         finished_on=finished_on,
         build_type=build_type,
     )
-    attestation = recorder.record(step_statement(spec))
-    if recorder.index is not None and digests:
-        from prov_core.content_index import RecordRef
-
-        recorder.index.add_content(
-            digests,
-            RecordRef(attestation.log_index, attestation.envelope_sha256, SLSA_PROVENANCE_V1),
-        )
-    return attestation
+    return recorder.record(step_statement(spec))

@@ -777,7 +777,7 @@ def test_step_signed_by_an_untrusted_key_is_refused(
 ) -> None:
     ingest = _ingest_docs(env)
     stranger = signing.generate_key(tmp_path / "stranger-keys")
-    other = Recorder(env.recorder.ledger, stranger, origin=env.home.origin, index=env.index)
+    other = Recorder(env.recorder.ledger, stranger, origin=env.home.origin)
     _, step = _clean(env, tmp_path / "out", [ingest], recorder=other)
     snap = backend.snapshot(tmp_path / "out")
     decision = backend.gate(backend.uri(snap.commit_id))

@@ -188,18 +188,20 @@ def test_recorder_from_home_with_env_key(tmp_path: Path, monkeypatch: pytest.Mon
     assert verify_home(open_home(tmp_path / "home")).ok
 
 
-def test_recorder_with_an_index_indexes_each_output(tmp_path: Path) -> None:
+def test_step_outputs_are_found_by_content(tmp_path: Path) -> None:
+    """The content index reads step outputs from the ledger: recording writes no index."""
     from prov_core.content_index import ContentIndex
 
     with ContentIndex(tmp_path / "index.sqlite") as index:
         signer = Ed25519Signer.generate()
         ledger = MemoryLedger("test.local/log", NoteSigner("test.local/log", signer.private_key))
-        recorder = Recorder(ledger, signer, origin="test.local/log", index=index)
+        recorder = Recorder(ledger, signer, origin="test.local/log")
         a = Artifact.from_bytes("a.txt", b"alpha")
         b = Artifact.from_bytes("b.txt", b"beta")
         no_b3 = Artifact(name="opaque", sha256="0" * 64)
         att = record_step(recorder, "clean", inputs=[a], outputs=[b, no_b3])
-        covering = index.covering([a.blake3 or "", b.blake3 or ""])
+        assert index.covering([b.blake3 or ""]) == {}  # nothing written at record time
+        covering = index.covering([a.blake3 or "", b.blake3 or ""], ledger=ledger)
         assert list(covering) == [b.blake3]  # outputs only, never inputs
         [ref] = covering[b.blake3 or ""]
         assert (ref.log_index, ref.envelope_sha256, ref.predicate_type) == (
@@ -207,18 +209,23 @@ def test_recorder_with_an_index_indexes_each_output(tmp_path: Path) -> None:
             att.envelope_sha256,
             SLSA_PROVENANCE_V1,
         )
-        # An output BLAKE3 the index cannot hold is refused before anything is recorded.
+        assert index.catch_up(ledger) == 0  # nothing new since
+        c = Artifact.from_bytes("c.txt", b"gamma")
+        later = record_step(recorder, "more", inputs=[att], outputs=[c])
+        assert [
+            r.log_index for r in index.covering([c.blake3 or ""], ledger=ledger)[c.blake3 or ""]
+        ] == [later.log_index]
+        # An output BLAKE3 that is not a digest is refused before anything is recorded.
         bad = Artifact(name="bad", sha256="0" * 64, blake3="not-hex")
         with pytest.raises(InputError, match="not 64 lowercase hex"):
             record_step(recorder, "clean", outputs=[bad])
-        assert recorder.ledger.size() == 1
+        assert recorder.ledger.size() == 2
 
 
-def test_recorder_from_home_carries_the_home_index(tmp_path: Path) -> None:
+def test_step_outputs_found_across_processes_through_the_home(tmp_path: Path) -> None:
     home, _ = init_home(tmp_path / "home")
     with Recorder.from_home(home) as recorder:
-        assert recorder.index is not None
         out = Artifact.from_bytes("out.txt", b"written by a step")
         record_step(recorder, "write", outputs=[out])
-    with home.open_index() as index:
-        assert list(index.covering([out.blake3 or ""])) == [out.blake3]
+    with home.open_index() as index, home.open_ledger() as ledger:
+        assert list(index.covering([out.blake3 or ""], ledger=ledger)) == [out.blake3]
