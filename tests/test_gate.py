@@ -39,8 +39,8 @@ from prov_core.step import Artifact, Attestation, Recorder, record_step
 from prov_core.trust import TrustStore
 from prov_core.verify import verify_home
 
-from .conftest import DEMO_DATA, REPO, require_services
-from .snapshots.lakefs_server import FakeLakeFS, load_spec, spec_path
+from .conftest import DEMO_DATA, REPO
+from .snapshots.lakefs_server import FakeLakeFS, required_spec, served_store
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI-K7MDENG-provgate-gate-secret"
@@ -188,20 +188,8 @@ def backend(request: pytest.FixtureRequest, env: Env) -> Iterator[Backend]:
     if request.param == "local":
         yield Backend(env, "local", env.store)
         return
-    path = spec_path()
-    if path is None:
-        reason = "lakeFS OpenAPI spec not found: the fake lakeFS cannot be validated"
-        if require_services():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with (
-        ExitStack() as stack,
-        FakeLakeFS(ACCESS_KEY, SECRET, load_spec(path)) as server,
-        LakeFSStore(server.url, ACCESS_KEY, SECRET) as store,
-    ):
-        store.create_repository("lake", "main")
+    with ExitStack() as stack, served_store(required_spec(), ACCESS_KEY, SECRET) as (store, server):
         yield Backend(env, "lakefs", store, server, stack)
-        server.check()  # any spec violation fails the test
 
 
 def test_everything_right_is_allowed_and_recorded(env: Env, backend: Backend) -> None:
@@ -552,19 +540,8 @@ def test_explicit_parts_without_a_home(env: Env) -> None:
 
 @pytest.fixture
 def lakefs(env: Env) -> Iterator[tuple[LakeFSStore, FakeLakeFS]]:
-    path = spec_path()
-    if path is None:
-        reason = "lakeFS OpenAPI spec not found: the fake lakeFS cannot be validated"
-        if require_services():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with (
-        FakeLakeFS(ACCESS_KEY, SECRET, load_spec(path)) as server,
-        LakeFSStore(server.url, ACCESS_KEY, SECRET) as store,
-    ):
-        store.create_repository("lake", "main")
+    with served_store(required_spec(), ACCESS_KEY, SECRET) as (store, server):
         yield store, server
-        server.check()
 
 
 def _lake_gate(env: Env, store: LakeFSStore, *inputs: str) -> GateDecision:

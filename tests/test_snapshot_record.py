@@ -33,8 +33,8 @@ from prov_core.step import Artifact, Recorder, record_step
 from prov_core.trust import TrustStore
 from prov_core.verify import verify_home
 
-from .conftest import DEMO_DATA, require_services
-from .snapshots.lakefs_server import FakeLakeFS, load_spec, spec_path
+from .conftest import DEMO_DATA
+from .snapshots.lakefs_server import FakeLakeFS, required_spec, served_store
 from .test_statement import validator
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -350,19 +350,8 @@ def test_normalize_prefix() -> None:
 
 @pytest.fixture
 def lakefs(env: Env) -> Iterator[tuple[LakeFSStore, FakeLakeFS]]:
-    path = spec_path()
-    if path is None:
-        reason = "lakeFS OpenAPI spec not found: the fake lakeFS cannot be validated"
-        if require_services():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with (
-        FakeLakeFS(ACCESS_KEY, SECRET, load_spec(path)) as server,
-        LakeFSStore(server.url, ACCESS_KEY, SECRET) as store,
-    ):
-        store.create_repository("lake", "main")
+    with served_store(required_spec(), ACCESS_KEY, SECRET) as (store, server):
         yield store, server
-        server.check()  # any spec violation fails the test
 
 
 def _verify_lakefs(env: Env, store: LakeFSStore, ref: str) -> SnapshotVerifyReport:

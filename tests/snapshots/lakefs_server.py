@@ -71,6 +71,44 @@ def spec_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def required_spec() -> Any:
+    """The loaded lakeFS spec; without it, skip the test (fail it under REQUIRE_SERVICES)."""
+    import pytest
+
+    from tests.conftest import require_services
+
+    path = spec_path()
+    if path is None:
+        reason = (
+            "lakeFS OpenAPI spec not found (../shared/vendor/lakefs/swagger.yml or "
+            "$PROVGATE_VENDOR_DIR/lakefs/swagger.yml): the fake lakeFS cannot be validated"
+        )
+        if require_services():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return load_spec(path)
+
+
+@contextlib.contextmanager
+def served_store(
+    spec: Any, access_key: str, secret: str, repo: str = "lake"
+) -> Iterator[tuple[Any, FakeLakeFS]]:
+    """A LakeFSStore on a fresh fake server with repository ``repo`` (branch main).
+
+    On exit the server's record of spec violations and unimplemented calls is
+    checked: any of them fails the test.
+    """
+    from prov_core.snapshots.lakefs import LakeFSStore
+
+    with (
+        FakeLakeFS(access_key, secret, spec) as server,
+        LakeFSStore(server.url, access_key, secret) as store,
+    ):
+        store.create_repository(repo, "main")
+        yield store, server
+        server.check()
+
+
 @functools.cache
 def load_spec(path: Path) -> Any:
     """load_spec parses the spec once per process (openapi-core's OpenAPI object)."""

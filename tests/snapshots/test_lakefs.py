@@ -41,10 +41,9 @@ from prov_core.snapshots.lakefs import (
     LakeFSStore,
     api_endpoint,
 )
-from tests.conftest import require_services
 
 from .contract import SnapshotStoreContract, commit_files
-from .lakefs_server import ApiError, FakeLakeFS, load_spec, spec_path
+from .lakefs_server import ApiError, FakeLakeFS, required_spec
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI-K7MDENG-provgate-test-secret"
@@ -52,16 +51,7 @@ SECRET = "wJalrXUtnFEMI-K7MDENG-provgate-test-secret"
 
 @pytest.fixture(scope="session")
 def lakefs_spec() -> Any:
-    path = spec_path()
-    if path is None:
-        reason = (
-            "lakeFS OpenAPI spec not found (../shared/vendor/lakefs/swagger.yml or "
-            "$PROVGATE_VENDOR_DIR/lakefs/swagger.yml): the fake lakeFS cannot be validated"
-        )
-        if require_services():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return load_spec(path)
+    return required_spec()
 
 
 @pytest.fixture
