@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,22 @@ def populated(cli: Cli, data: Path) -> Cli:
         result = cli("ingest", *args, "--json")
         assert result.code == 0, result.err
     return cli
+
+
+@contextmanager
+def demo_home(tmp_path: Path) -> Iterator[tuple[Any, Any, Any, Any, Path]]:
+    """A fresh home with its recorder, local store (repository "demo") and content index,
+    and a private copy of the demo dataset: ``(home, recorder, store, index, data)``."""
+    from prov_core.home import init_home
+    from prov_core.step import Recorder
+
+    home, _ = init_home(tmp_path / "home")
+    data = tmp_path / "data"
+    shutil.copytree(DEMO_DATA, data)
+    with (
+        Recorder.from_home(home) as recorder,
+        home.open_store() as store,
+        home.open_index() as index,
+    ):
+        store.create_repository("demo", "main")
+        yield home, recorder, store, index, data

@@ -26,7 +26,7 @@ from prov_core.content_index import ContentIndex, RecordRef
 from prov_core.digest import digest_path
 from prov_core.errors import GateRefused, InputError
 from prov_core.gate import CUSTODY_LEVEL, VERIFIER_ID, GateDecision, evaluate_gate, gated, require
-from prov_core.home import Home, init_home
+from prov_core.home import Home
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.policy import Policy
 from prov_core.records import decode_entry
@@ -39,7 +39,7 @@ from prov_core.step import Artifact, Attestation, Recorder, record_step
 from prov_core.trust import TrustStore
 from prov_core.verify import verify_home
 
-from .conftest import DEMO_DATA, REPO
+from .conftest import DEMO_DATA, REPO, demo_home
 from .snapshots.lakefs_server import FakeLakeFS, required_spec, served_store
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -88,16 +88,8 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    home, _ = init_home(tmp_path / "home")
-    data = tmp_path / "data"
-    shutil.copytree(DEMO_DATA, data)
-    with (
-        Recorder.from_home(home) as recorder,
-        home.open_store() as store,
-        home.open_index() as index,
-    ):
-        store.create_repository("demo", "main")
-        yield Env(home, recorder, store, index, data)
+    with demo_home(tmp_path) as parts:
+        yield Env(*parts)
 
 
 def _codes(decision: GateDecision) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -15,7 +14,7 @@ import pytest
 from prov_core.content_index import ContentIndex, RecordRef
 from prov_core.digest import digest_bytes, digest_path, manifest_bytes
 from prov_core.errors import ConfigError, InputError, NotFoundError
-from prov_core.home import Home, init_home
+from prov_core.home import Home
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.records import decode_entry
 from prov_core.snapshot_record import (
@@ -33,7 +32,7 @@ from prov_core.step import Artifact, Recorder, record_step
 from prov_core.trust import TrustStore
 from prov_core.verify import verify_home
 
-from .conftest import DEMO_DATA
+from .conftest import demo_home
 from .snapshots.lakefs_server import FakeLakeFS, required_spec, served_store
 from .test_statement import validator
 
@@ -67,16 +66,8 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    home, _ = init_home(tmp_path / "home")
-    data = tmp_path / "data"
-    shutil.copytree(DEMO_DATA, data)
-    with (
-        Recorder.from_home(home) as recorder,
-        home.open_store() as store,
-        home.open_index() as index,
-    ):
-        store.create_repository("demo", "main")
-        yield Env(home, recorder, store, index, data)
+    with demo_home(tmp_path) as parts:
+        yield Env(*parts)
 
 
 def _blob(store: LocalStore, digest: str) -> Path:
