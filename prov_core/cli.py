@@ -452,9 +452,7 @@ def _build_app() -> typer.Typer:
             ):
                 commit = store.get_commit(target.repository, target.ref)
                 try:
-                    record = find_snapshot_record(
-                        ledger, index, store, target.repository, commit.id
-                    )
+                    record = find_snapshot_record(ledger, index, store, target.repository, commit)
                 except IntegrityError as exc:
                     record, missing = None, str(exc)
             doc = {

@@ -487,7 +487,7 @@ def _judge_input(
         )
     # 2. The snapshot record and its signature.
     try:
-        rec = find_snapshot_record(ledger, index, store, uri.repository, commit.id)
+        rec = find_snapshot_record(ledger, index, store, uri.repository, commit)
     except (IntegrityError, FormatError) as exc:
         reasons.append(Reason("no-snapshot-record", text, str(exc)))
         return

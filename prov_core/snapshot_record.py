@@ -25,12 +25,23 @@ signed record, in these steps:
    log index. Objects no record covers are listed as
    ``uncovered``: committed, but the gate refuses them. A record that would
    not fit in a ledger leaf is refused here, before anything is committed.
-4. Commit with metadata ``provgate-manifest-blake3`` (the root),
-   ``provgate-manifest-files``, ``provgate-manifest-bytes`` and
-   ``provgate-prefix``, then check that the commit holds exactly the
+4. Reserve the next log index (:meth:`~prov_core.ledger.base.Ledger.reserve`
+   holds the ledger's write lock until the record is appended), commit with
+   metadata ``provgate-manifest-blake3`` (the root), ``provgate-manifest-files``,
+   ``provgate-manifest-bytes``, ``provgate-prefix``, ``provgate-log-index``
+   (the index the snapshot record is about to get) and ``provgate-log-origin``
+   (the ledger's origin), then check that the commit holds exactly the
    manifest's paths (a concurrent writer on the branch would show here).
-5. Record a ``https://provgate.dev/snapshot/v1`` statement and index
-   ``commit -> log index`` (commit metadata cannot change after the commit).
+5. Record a ``https://provgate.dev/snapshot/v1`` statement naming the commit
+   id at that index, release the ledger, and index ``commit -> log index``.
+
+So the commit names its record and the record names its commit. The record
+cannot be made first (it names the commit id, which depends on the
+metadata), hence the reservation: no other writer can take the index in
+between. If the process dies after the commit and before the append, the
+commit's metadata names an index that some other record will take; readers
+check that the entry there is this commit's snapshot record, so such a
+commit is simply unrecorded (the gate refuses it), never mis-attributed.
 
 The predicate is :class:`~prov_core.statement.SnapshotPredicate`'s
 (``store``, ``repository``, ``commitId``, ``ref``, ``committedAt``,
@@ -75,7 +86,13 @@ from prov_core.errors import (
     StoreError,
     VerificationError,
 )
-from prov_core.snapshots.base import SnapshotStore, SnapshotURI, check_path, is_commit_id
+from prov_core.snapshots.base import (
+    Commit,
+    SnapshotStore,
+    SnapshotURI,
+    check_path,
+    is_commit_id,
+)
 from prov_core.statement import (
     DSSE_MEDIA_TYPE,
     SNAPSHOT_V1,
@@ -96,6 +113,8 @@ __all__ = [
     "MAX_OBJECTS",
     "METADATA_BYTES",
     "METADATA_FILES",
+    "METADATA_LOG_INDEX",
+    "METADATA_LOG_ORIGIN",
     "METADATA_MANIFEST",
     "METADATA_PREFIX",
     "SnapshotObject",
@@ -119,6 +138,10 @@ METADATA_BYTES: Final = "provgate-manifest-bytes"
 """METADATA_BYTES is the commit-metadata key holding the objects' total size (decimal)."""
 METADATA_PREFIX: Final = "provgate-prefix"
 """METADATA_PREFIX is the commit-metadata key holding the snapshot's prefix."""
+METADATA_LOG_INDEX: Final = "provgate-log-index"
+"""METADATA_LOG_INDEX is the commit-metadata key holding the snapshot record's log index."""
+METADATA_LOG_ORIGIN: Final = "provgate-log-origin"
+"""METADATA_LOG_ORIGIN is the commit-metadata key naming the ledger that holds the record."""
 MAX_OBJECTS: Final = 50_000
 """MAX_OBJECTS bounds the objects of one snapshot record (inline digests, see module doc)."""
 
@@ -338,45 +361,55 @@ def commit_snapshot(
     uncovered = tuple(o.path for o in objects if not o.records)
     records = sorted({r for refs in covering.values() for r in refs})
     _check_record_size(objects, uncovered)
-    # 4. Commit, then check the commit holds exactly those paths.
-    commit = store.commit(
-        repo,
-        branch,
-        message or f"provgate snapshot of {source.name or source}",
-        {
-            METADATA_MANIFEST: manifest.blake3,
-            METADATA_FILES: str(len(manifest.files)),
-            METADATA_BYTES: str(manifest.bytes),
-            METADATA_PREFIX: pre,
-        },
-    )
-    at_commit = _list_all(store, repo, commit.id, pre)
-    if at_commit != {f.path: f.size for f in manifest.files}:
-        raise StoreError(
-            f"commit {commit.id} of {repo!r} does not hold the objects provgate uploaded "
-            "(another writer committed on the branch meanwhile?); nothing was recorded"
+    # 4. Reserve the record's log index, commit naming it, check the commit's paths.
+    ledger = recorder.ledger
+    with ledger.reserve() as log_index:
+        commit = store.commit(
+            repo,
+            branch,
+            message or f"provgate snapshot of {source.name or source}",
+            {
+                METADATA_MANIFEST: manifest.blake3,
+                METADATA_FILES: str(len(manifest.files)),
+                METADATA_BYTES: str(manifest.bytes),
+                METADATA_PREFIX: pre,
+                METADATA_LOG_INDEX: str(log_index),
+                METADATA_LOG_ORIGIN: ledger.origin,
+            },
         )
-    # 5. Record the statement, then index where it is.
-    uri = SnapshotURI(store.scheme, repo, commit.id, pre.rstrip("/"))  # type: ignore[arg-type]
-    predicate = SnapshotPredicate(
-        store=store.kind,
-        repository=repo,
-        commit_id=commit.id,
-        manifest=ManifestSummary(
-            files=len(manifest.files), total_bytes=manifest.bytes, root=manifest.blake3
-        ),
-        derived_from=[_record_descriptor(r, recorder.origin) for r in records]
-        + [_attestation_descriptor(a) for a in derived_from],
-        ref=branch,
-        committed_at=datetime.fromtimestamp(commit.creation_date, UTC),
-    ).to_dict()
-    predicate["prefix"] = pre
-    predicate["objects"] = [o.to_dict() for o in objects]
-    predicate["uncovered"] = list(uncovered)
-    statement = Statement(
-        [Subject(name=str(uri), sha256=manifest.sha256_subject)], SNAPSHOT_V1, predicate
-    )
-    attestation = recorder.record(statement)
+        at_commit = _list_all(store, repo, commit.id, pre)
+        if at_commit != {f.path: f.size for f in manifest.files}:
+            raise StoreError(
+                f"commit {commit.id} of {repo!r} does not hold the objects provgate uploaded "
+                "(another writer committed on the branch meanwhile?); nothing was recorded"
+            )
+        # 5. Record the statement at the reserved index.
+        uri = SnapshotURI(store.scheme, repo, commit.id, pre.rstrip("/"))  # type: ignore[arg-type]
+        predicate = SnapshotPredicate(
+            store=store.kind,
+            repository=repo,
+            commit_id=commit.id,
+            manifest=ManifestSummary(
+                files=len(manifest.files), total_bytes=manifest.bytes, root=manifest.blake3
+            ),
+            derived_from=[_record_descriptor(r, recorder.origin) for r in records]
+            + [_attestation_descriptor(a) for a in derived_from],
+            ref=branch,
+            committed_at=datetime.fromtimestamp(commit.creation_date, UTC),
+        ).to_dict()
+        predicate["prefix"] = pre
+        predicate["objects"] = [o.to_dict() for o in objects]
+        predicate["uncovered"] = list(uncovered)
+        statement = Statement(
+            [Subject(name=str(uri), sha256=manifest.sha256_subject)], SNAPSHOT_V1, predicate
+        )
+        attestation = recorder.record(statement)
+    if attestation.log_index != log_index:  # the reservation is the ledger's contract
+        raise IntegrityError(
+            f"snapshot record of commit {commit.id} landed at log index "
+            f"{attestation.log_index}, not the reserved {log_index} its metadata names",
+            reason="snapshot record misplaced",
+        )
     index.put_snapshot(
         store.scheme,
         repo,
@@ -493,26 +526,31 @@ def _matches(record: SnapshotRecord, store_kind: str, repo: str, commit_id: str)
 
 
 def find_snapshot_record(
-    ledger: Ledger, index: ContentIndex, store: SnapshotStore, repo: str, commit_id: str
+    ledger: Ledger,
+    index: ContentIndex,
+    store: SnapshotStore,
+    repo: str,
+    commit: Commit | str,
 ) -> SnapshotRecord:
     """find_snapshot_record returns the snapshot record of a commit, not yet verified.
 
-    The index says where it is; the entry found there must hash to the
-    envelope SHA-256 the index holds and describe this commit. Without an
-    index row, the ledger is scanned (the newest matching record wins).
+    The commit's metadata names the record (``provgate-log-index`` in the log
+    ``provgate-log-origin``); the entry there must describe this commit. A
+    commit without that metadata (made before provgate wrote it) is looked up
+    in the index, whose entry must hash to the envelope SHA-256 the index
+    holds, and then by scanning the ledger (the newest matching record wins).
     Raises :class:`IntegrityError` when no record describes the commit.
     """
+    if isinstance(commit, str):
+        commit = store.get_commit(repo, commit)
+    commit_id = commit.id
     where = f"{store.scheme}://{repo}/{commit_id}"
+    named = commit.metadata.get(METADATA_LOG_INDEX)
+    if named is not None:
+        return _named_record(ledger, store, repo, commit, named)
     ref = index.snapshot(store.scheme, repo, commit_id)
     if ref is not None:
-        try:
-            leaf = ledger.entry(ref.log_index)
-        except ProvgateError as exc:
-            raise IntegrityError(
-                f"{where}: the index points at log entry {ref.log_index}, which cannot be "
-                f"read: {exc}",
-                reason="snapshot record unreadable",
-            ) from exc
+        leaf = _read_entry(ledger, ref.log_index, where, "the index points at")
         if hashlib.sha256(leaf).hexdigest() != ref.envelope_sha256:
             raise IntegrityError(
                 f"{where}: log entry {ref.log_index} is not the snapshot record the index "
@@ -543,6 +581,58 @@ def find_snapshot_record(
     return found
 
 
+def _read_entry(ledger: Ledger, log_index: int, where: str, how: str) -> bytes:
+    try:
+        return ledger.entry(log_index)
+    except ProvgateError as exc:
+        raise IntegrityError(
+            f"{where}: {how} log entry {log_index}, which cannot be read: {exc}",
+            reason="snapshot record unreadable",
+        ) from exc
+
+
+def _named_record(
+    ledger: Ledger, store: SnapshotStore, repo: str, commit: Commit, named: str
+) -> SnapshotRecord:
+    """_named_record reads the record a commit's ``provgate-log-index`` metadata names."""
+    where = f"{store.scheme}://{repo}/{commit.id}"
+    origin = commit.metadata.get(METADATA_LOG_ORIGIN)
+    if origin is not None and origin != ledger.origin:
+        raise IntegrityError(
+            f"{where}: its record is in the log {origin!r}, not in this ledger "
+            f"({ledger.origin!r}); open the home that holds that log",
+            reason="snapshot record in another log",
+        )
+    if not named.isascii() or not named.isdigit() or len(named) > 18:
+        raise IntegrityError(
+            f"{where}: commit metadata {METADATA_LOG_INDEX}={named!r} is not a log index",
+            reason="no snapshot record",
+        )
+    log_index = int(named)
+    if log_index >= ledger.size():
+        raise IntegrityError(
+            f"{where}: commit metadata names log entry {log_index}, but the log holds "
+            f"{ledger.size()} entries (the record was never appended)",
+            reason="no snapshot record",
+        )
+    leaf = _read_entry(ledger, log_index, where, "its metadata names")
+    try:
+        record = _parse_record(log_index, leaf)
+    except FormatError as exc:
+        raise IntegrityError(
+            f"{where}: commit metadata names log entry {log_index}, which is not its "
+            f"snapshot record ({exc})",
+            reason="no snapshot record",
+        ) from exc
+    if not _matches(record, store.kind, repo, commit.id):
+        raise IntegrityError(
+            f"{where}: commit metadata names log entry {log_index}, which describes "
+            "another commit (the record of this commit was never appended)",
+            reason="no snapshot record",
+        )
+    return record
+
+
 def verify_snapshot(
     store: SnapshotStore,
     repo: str,
@@ -570,7 +660,7 @@ def verify_snapshot(
     report = SnapshotVerifyReport(uri=f"{store.scheme}://{repo}/{commit.id}", commit_id=commit.id)
     # 2. The record.
     try:
-        record = find_snapshot_record(ledger, index, store, repo, commit.id)
+        record = find_snapshot_record(ledger, index, store, repo, commit)
     except (IntegrityError, FormatError) as exc:
         report.problems.append(SnapshotProblem("record", str(exc)))
         return report

@@ -18,6 +18,8 @@ from prov_core.home import Home
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.records import decode_entry
 from prov_core.snapshot_record import (
+    METADATA_LOG_INDEX,
+    METADATA_LOG_ORIGIN,
     METADATA_MANIFEST,
     SnapshotVerifyReport,
     commit_snapshot,
@@ -116,6 +118,9 @@ def test_ingested_directory_is_fully_covered(env: Env) -> None:
     ]
     commit = env.store.get_commit("demo", result.commit_id)
     assert commit.metadata[METADATA_MANIFEST] == result.manifest.blake3
+    # The commit names its record, and the record its commit.
+    assert commit.metadata[METADATA_LOG_INDEX] == str(result.log_index)
+    assert commit.metadata[METADATA_LOG_ORIGIN] == env.home.origin
     assert env.store.resolve("demo", "main") == result.commit_id
     assert env.index.snapshot("provgate", "demo", result.commit_id) == RecordRef(
         result.log_index, result.attestation.envelope_sha256
@@ -282,18 +287,91 @@ def test_record_is_found_without_the_index(env: Env, tmp_path: Path) -> None:
 
 
 def test_index_pointing_elsewhere_is_detected(env: Env) -> None:
+    """A commit without provgate's metadata is looked up in the index, which is re-checked."""
     ingest_index = env.ingest(env.data / "docs")
-    result = commit_snapshot(
-        env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
-    )
+    env.store.write("demo", "main", "x.txt", b"x")
+    commit = env.store.commit("demo", "main", "outside provgate")
     env.index.put_snapshot(
         "provgate",
         "demo",
-        result.commit_id,
-        RecordRef(ingest_index, result.attestation.envelope_sha256),
+        commit.id,
+        RecordRef(
+            ingest_index, hashlib.sha256(env.recorder.ledger.entry(ingest_index)).hexdigest()
+        ),
     )
-    report = env.verify(result.commit_id)
+    report = env.verify(commit.id)
     assert [p.kind for p in report.problems] == ["record"]
+    assert "not a snapshot record" in report.problems[0].message
+
+
+def _commit_naming(env: Env, metadata: dict[str, str]) -> str:
+    env.store.write("demo", "main", "x.txt", os.urandom(8))
+    return env.store.commit("demo", "main", "names a record it is not", metadata).id
+
+
+def test_metadata_naming_another_record_is_detected(env: Env) -> None:
+    ingest_index = env.ingest(env.data / "docs")
+    other = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", prefix="d", index=env.index
+    )
+    for named, says in ((ingest_index, "not its snapshot record"), (other.log_index, "another")):
+        commit_id = _commit_naming(
+            env, {METADATA_LOG_INDEX: str(named), METADATA_LOG_ORIGIN: env.home.origin}
+        )
+        report = env.verify(commit_id)
+        assert [p.kind for p in report.problems] == ["record"]
+        assert f"log entry {named}" in report.problems[0].message
+        assert says in report.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("named", "says"),
+    [("99", "never appended"), ("-1", "not a log index"), ("1e3", "not a log index")],
+)
+def test_metadata_naming_no_record_is_detected(env: Env, named: str, says: str) -> None:
+    commit_id = _commit_naming(env, {METADATA_LOG_INDEX: named})
+    report = env.verify(commit_id)
+    assert [p.kind for p in report.problems] == ["record"]
+    assert says in report.problems[0].message
+
+
+def test_metadata_naming_another_log_is_detected(env: Env) -> None:
+    commit_id = _commit_naming(
+        env, {METADATA_LOG_INDEX: "0", METADATA_LOG_ORIGIN: "elsewhere.example/log"}
+    )
+    report = env.verify(commit_id)
+    assert [p.kind for p in report.problems] == ["record"]
+    assert "elsewhere.example/log" in report.problems[0].message
+
+
+class _SigningServiceDown:
+    """A Signer (a KMS, say) that fails: the record cannot be made after the commit."""
+
+    def __init__(self, keyid: str) -> None:
+        self.keyid = keyid
+
+    def sign(self, data: bytes) -> bytes:
+        raise ConnectionError("signing service unreachable")
+
+    def public_key_pem(self) -> str:
+        raise ConnectionError("signing service unreachable")
+
+
+def test_commit_whose_record_was_never_appended_stays_unrecorded(env: Env) -> None:
+    """The reserved index is not taken; the commit's metadata then names someone else's record."""
+    broken = Recorder(env.recorder.ledger, _SigningServiceDown(env.recorder.signer.keyid))
+    with pytest.raises(ConnectionError):
+        commit_snapshot(broken, env.store, "demo", "main", env.data / "docs", index=env.index)
+    commit_id = env.store.resolve("demo", "main")  # the commit happened
+    reserved = int(env.store.get_commit("demo", commit_id).metadata[METADATA_LOG_INDEX])
+    assert env.recorder.ledger.size() == reserved  # ... and its record did not
+    report = env.verify(commit_id)
+    assert "never appended" in report.problems[0].message
+    assert env.ingest(env.data / "docs") == reserved  # no gap: the next record takes it
+    report = env.verify(commit_id)
+    assert [p.kind for p in report.problems] == ["record"]
+    assert "not its snapshot record" in report.problems[0].message
+    assert verify_home(env.home).ok
 
 
 @pytest.mark.parametrize("prefix", ["../x", "a/../b", "/abs", "a//b", "./a", "nul\x00"])

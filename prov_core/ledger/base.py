@@ -36,6 +36,13 @@ The implementer's contract:
   stored signed notes, byte for byte as signed.
 - Storage failures raise :class:`~prov_core.errors.LedgerError` (``raise ...
   from`` the driver's exception); nothing else escapes.
+- **reserve()** is a context manager that takes the log's write lock and
+  yields the index the next append will get. Until that append (the first in
+  the block, from the same thread) commits, no other writer can append, so
+  the index can be written somewhere the record must name before the record
+  exists (a snapshot commit's metadata). Leaving the block without appending
+  releases the lock and takes nothing: no gap. Hold it briefly: other
+  writers wait (up to their busy timeout) while it is held.
 - **close()** releases the storage; ledgers are context managers.
 """
 
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Protocol, Self, runtime_checkable
@@ -91,6 +99,7 @@ class Ledger(Protocol):
     def prove_inclusion(self, index: int, size: int | None = None) -> list[bytes]: ...
     def prove_consistency(self, old: int, new: int | None = None) -> list[bytes]: ...
     def receipt(self, index: int, size: int | None = None) -> bytes: ...
+    def reserve(self) -> AbstractContextManager[int]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -139,6 +148,10 @@ class BaseLedger(abc.ABC):
     @abc.abstractmethod
     def checkpoints(self) -> Iterator[tuple[int, bytes]]:
         """checkpoints yields every stored ``(size, note)`` in increasing size."""
+
+    @abc.abstractmethod
+    def reserve(self) -> AbstractContextManager[int]:
+        """reserve holds the write lock and yields the next index (see the module docstring)."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -5,6 +5,7 @@ Nothing persists; one process only. It is thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -26,7 +27,7 @@ class MemoryLedger(BaseLedger):
         Checkpoint(origin, 0, bytes(32))  # validates the origin
         self.origin = origin
         self.note_signer = note_signer
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: append() inside reserve()
         self._entries: dict[int, bytes] = {}
         self._subtrees: dict[tuple[int, int], bytes] = {}
         self._checkpoints: dict[int, bytes] = {}
@@ -51,6 +52,13 @@ class MemoryLedger(BaseLedger):
             self._checkpoints[size] = note
             self._frontier = frontier
         return Appended(first, size, note)
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[int]:
+        """reserve holds the lock, so the next append (from this thread) gets the index yielded."""
+        with self._lock:
+            self._check_open()
+            yield self._frontier.size
 
     def size(self) -> int:
         self._check_open()

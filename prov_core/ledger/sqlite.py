@@ -31,7 +31,10 @@ takes SQLite's single write lock before reading anything, so the size it
 reads is the committed head and no other writer (thread or process) can
 append until it commits. Indices are therefore gap-free, unique and ordered,
 and the rows, hashes and checkpoint of the new head commit together or not
-at all. Waiting writers retry for ``busy_timeout`` seconds. Readers never
+at all. :meth:`SQLiteLedger.reserve` opens that transaction early: it reads
+the head, yields it, and the append inside the block writes and commits in
+the same transaction (leaving the block without one rolls back, taking
+nothing). Waiting writers retry for ``busy_timeout`` seconds. Readers never
 block writers (WAL). The right edge of the tree is cached per connection
 and checked against the stored size inside each write transaction; when
 another process has appended, it is reloaded (O(log n) hashes).
@@ -121,6 +124,7 @@ class SQLiteLedger(BaseLedger):
         self.note_signer = note_signer
         self._lock = threading.RLock()
         self._frontier: Frontier | None = None
+        self._reserved = False  # a reserve() transaction is open on the connection
         if self.path.is_dir():
             raise ConfigError(f"ledger path {self.path} is a directory, not a SQLite file")
         if not self.path.parent.is_dir():
@@ -224,7 +228,10 @@ class SQLiteLedger(BaseLedger):
             if conn is None:
                 raise LedgerError(f"ledger {self.path} is closed")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                if self._reserved:  # reserve() holds the write transaction already
+                    self._reserved = False
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
                 try:
                     frontier = self._frontier_in_write(conn)
                     first = frontier.size
@@ -254,6 +261,23 @@ class SQLiteLedger(BaseLedger):
                 raise LedgerError(f"ledger {self.path}: cannot append: {exc}") from exc
             self._frontier = frontier
         return Appended(first, size, note)
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[int]:
+        """reserve takes the write lock and yields the index the next append will get.
+
+        The append inside the block (from this thread) commits the transaction
+        reserve opened; if the block leaves without appending, it rolls back.
+        """
+        with self._db("reserve the next index") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            self._reserved = True
+            try:
+                yield self._head(conn)
+            finally:
+                self._reserved = False
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     def _frontier_in_write(self, conn: sqlite3.Connection) -> Frontier:
         """_frontier_in_write returns a copy of the stored head's frontier, inside the write lock.

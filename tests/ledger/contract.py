@@ -176,6 +176,57 @@ class LedgerContract:
             assert [d for _, d in ledger.entries()] == [b"a", b"b", b"c", b"f"]
             assert audit_log(ledger, [verifier]).ok
 
+    def test_reserve_yields_the_index_of_the_next_append(
+        self, ledger_factory: Factory, verifier: NoteVerifier
+    ) -> None:
+        with ledger_factory() as ledger:
+            ledger.append([b"a", b"b"])
+            with ledger.reserve() as index:
+                assert index == 2
+                assert ledger.size() == 2  # readable inside, from the same thread
+                got = ledger.append([b"named " + str(index).encode()])
+            assert got.first_index == index
+            assert ledger.entry(2) == b"named 2"
+            assert audit_log(ledger, [verifier]).ok
+
+    def test_reserve_without_append_takes_nothing(
+        self, ledger_factory: Factory, verifier: NoteVerifier
+    ) -> None:
+        with ledger_factory() as ledger:
+            ledger.append([b"a"])
+
+            def store_commit_fails() -> None:
+                with ledger.reserve() as index:
+                    assert index == 1
+                    raise RuntimeError("the store commit failed")
+
+            with pytest.raises(RuntimeError):
+                store_commit_fails()
+            with ledger.reserve() as again:
+                assert again == 1
+            assert ledger.append([b"b"]).first_index == 1  # no gap
+            assert [s for s, _ in ledger.checkpoints()] == [1, 2]
+            assert audit_log(ledger, [verifier]).ok
+
+    def test_reserve_then_failed_append_releases(
+        self, ledger_factory: Factory, signer: NoteSigner, verifier: NoteVerifier
+    ) -> None:
+        with ledger_factory() as ledger:
+            failing = FailingSigner(signer.name, signer._key)
+            ledger.note_signer = failing
+            failing.fail = True
+
+            def append_fails() -> None:
+                with ledger.reserve() as index:
+                    assert index == 0
+                    ledger.append([b"x"])
+
+            with pytest.raises(RuntimeError):
+                append_fails()
+            assert ledger.size() == 0
+            assert ledger.append([b"y"]).first_index == 0
+            assert audit_log(ledger, [verifier]).ok
+
     def test_audit_clean(self, ledger_factory: Factory, verifier: NoteVerifier) -> None:
         with ledger_factory() as ledger:
             fill(ledger)

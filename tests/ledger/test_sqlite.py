@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,28 @@ def test_two_handles_share_the_log(sqlite_factory: LedgerFactory, verifier: Note
     assert audit_log(b, [verifier]).ok
     a.close()
     b.close()
+
+
+def test_reserve_holds_off_other_writers(
+    sqlite_path: Path, signer: NoteSigner, verifier: NoteVerifier
+) -> None:
+    """While one connection holds a reservation, another connection's append waits."""
+    with (
+        SQLiteLedger(sqlite_path, ORIGIN, signer) as a,
+        SQLiteLedger(sqlite_path, ORIGIN, signer, busy_timeout=10) as b,
+    ):
+        a.append([b"first"])
+        other: list[int] = []
+        with a.reserve() as index:
+            worker = threading.Thread(target=lambda: other.append(b.append([b"b"]).first_index))
+            worker.start()
+            worker.join(0.3)
+            assert worker.is_alive(), "the other writer appended during the reservation"
+            assert a.append([b"reserved"]).first_index == index == 1
+        worker.join(10)
+        assert other == [2]
+        assert [d for _, d in b.entries()] == [b"first", b"reserved", b"b"]
+        assert audit_log(b, [verifier]).ok
 
 
 @pytest.mark.slow
