@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lakefs_sdk import Configuration
+from lakefs_sdk.client import LakeFSClient
 
 from prov_core import signing
 from prov_core.content_index import ContentIndex, RecordRef
@@ -30,7 +32,7 @@ from prov_core.home import Home
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.policy import Policy
 from prov_core.records import decode_entry
-from prov_core.snapshot_record import SnapshotResult, commit_snapshot
+from prov_core.snapshot_record import SnapshotResult, commit_snapshot, verify_snapshot
 from prov_core.snapshots.base import SnapshotStore, SnapshotURI
 from prov_core.snapshots.lakefs import LakeFSStore
 from prov_core.snapshots.local import LocalStore
@@ -571,6 +573,47 @@ def test_lakefs_pinned_allowed_branch_refused_changed_detected(
     changed = _lake_gate(env, store, pinned)
     assert [r.code for r in changed.reasons if r.code.startswith("content")] == ["content-changed"]
     assert "docs/faq.md" in changed.reasons[0].message
+
+
+def test_lakefs_object_written_outside_provgate_is_committed_but_refused(
+    env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
+) -> None:
+    """An object on the branch that no provgate write made is snapshotted, then named."""
+    store, server = lakefs
+    env.ingest(env.data / "docs")
+    raw = LakeFSClient(
+        Configuration(host=server.url + "/api/v1", username=ACCESS_KEY, password=SECRET)
+    )
+    raw.objects_api.upload_object("lake", "main", "docs/sneaky.bin", content=b"not ingested")
+    snap = commit_snapshot(
+        env.recorder, store, "lake", "main", env.data / "docs", prefix="docs", index=env.index
+    )
+    assert snap.uncovered == ("docs/sneaky.bin",)
+    report = verify_snapshot(
+        store,
+        "lake",
+        snap.commit_id,
+        ledger=env.recorder.ledger,
+        trust=env.home.trust(),
+        index=env.index,
+    )
+    assert report.ok, report.problems  # the commit holds what was signed...
+    decision = _lake_gate(env, store, f"lakefs://lake/{snap.commit_id}/docs")
+    uncovered = [r for r in decision.reasons if r.code == "uncovered"]
+    assert [r.message.split(":")[0] for r in uncovered] == ["docs/sneaky.bin"]  # ...and is refused
+    assert _lake_gate(env, store, f"lakefs://lake/{snap.commit_id}/docs/faq.md").allowed
+    # Bytes replaced under the commit are still detected for such an object.
+    tree = server.repos["lake"].commits[snap.commit_id].tree
+    tree["docs/sneaky.bin"] = replace(tree["docs/sneaky.bin"], data=b"swapped")
+    report = verify_snapshot(
+        store,
+        "lake",
+        snap.commit_id,
+        ledger=env.recorder.ledger,
+        trust=env.home.trust(),
+        index=env.index,
+    )
+    assert [(p.kind, p.path) for p in report.problems] == [("changed", "docs/sneaky.bin")]
 
 
 def _closed_port() -> int:

@@ -533,6 +533,20 @@ class LakeFSStore:
         _verify(uri, recorded, data)
         return data
 
+    def read_unverified(self, repo: str, ref: str, path: str) -> bytes:
+        """read_unverified returns the object's bytes at ``ref`` without checking its metadata.
+
+        For callers that check the bytes against a signed manifest themselves:
+        an object written to the branch outside provgate has no digest
+        metadata, and a snapshot must still hash (and name) it.
+        """
+        uri = f"lakefs://{repo}/{ref}/{path}"
+        return bytes(
+            self._call(
+                f"reading object {uri}", self._client.objects_api.get_object, repo, ref, path
+            )
+        )
+
     def write(
         self,
         repo: str,
