@@ -122,6 +122,7 @@ if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
     from prov_core.home import Home
     from prov_core.ledger.base import Ledger
+    from prov_core.sample_store import SampleStore
     from prov_core.signing import Envelope, KeyPolicy, Signer
     from prov_core.snapshot_record import SnapshotRecord
     from prov_core.trust import TrustStore
@@ -285,6 +286,7 @@ def evaluate_gate(
     policy: Policy | None = None,
     now: datetime | None = None,
     record: bool = True,
+    samples: SampleStore | None = None,
 ) -> GateDecision:
     """evaluate_gate judges ``inputs`` and records the decision (steps in the module doc).
 
@@ -294,7 +296,10 @@ def evaluate_gate(
     decision, ``signer``. Stores and databases the gate opens itself it also
     closes; those passed in, or returned by a caller's ``open_store``, stay
     open. ``record=False`` skips the VSA (and
-    then never allows: an unrecorded decision is a refusal).
+    then never allows: an unrecorded decision is a refusal). ``samples`` (the
+    home's by default) holds ingests' sample sets: with it, the claim that an
+    ingest of several files covers an object is checked against the ingest's
+    signed sample root too.
 
     Raises :class:`InputError` only for caller mistakes found before anything
     is judged (a malformed URI, no inputs, a naive ``now``); every other
@@ -329,6 +334,10 @@ def evaluate_gate(
                 reasons.append(
                     Reason("ledger-unreachable", None, _unreachable("content index", exc))
                 )
+        if samples is None and home is not None:
+            from prov_core.sample_store import SAMPLES_DIR, SampleStore
+
+            samples = SampleStore(home.path / SAMPLES_DIR)
         owns_stores = open_store is None
         if open_store is None and home is not None:
             open_store = _home_store_opener(home)
@@ -353,7 +362,7 @@ def evaluate_gate(
                     )
                 )
                 continue
-            reasons.extend(_judge(state, stores, ledger, trust, index))
+            reasons.extend(_judge(state, stores, ledger, trust, index, samples=samples))
         # Policies: every rule over every input.
         keys = {} if trust is None else {e.keyid: e.status for e in trust.entries()}
         facts = [s.facts() for s in states]
@@ -434,12 +443,26 @@ def _unreachable(what: str, exc: BaseException) -> str:
 
 
 def _judge(
-    state: _Input, stores: _Stores, ledger: Ledger, trust: KeyPolicy, index: ContentIndex
+    state: _Input,
+    stores: _Stores,
+    ledger: Ledger,
+    trust: KeyPolicy,
+    index: ContentIndex,
+    *,
+    samples: SampleStore | None,
 ) -> list[Reason]:
     """_judge runs steps 1-4 on one input; store or ledger failures become reasons."""
     reasons: list[Reason] = []
     try:
-        _judge_input(state, stores, ledger=ledger, trust=trust, index=index, reasons=reasons)
+        _judge_input(
+            state,
+            stores,
+            ledger=ledger,
+            trust=trust,
+            index=index,
+            reasons=reasons,
+            samples=samples,
+        )
     except (StoreError, ConnectionError, TimeoutError) as exc:
         reasons.append(Reason("store-unreachable", state.text, _unreachable("snapshot store", exc)))
     except (LedgerError, sqlite3.Error) as exc:
@@ -465,6 +488,7 @@ def _judge_input(
     trust: KeyPolicy,
     index: ContentIndex,
     reasons: list[Reason],
+    samples: SampleStore | None = None,
 ) -> None:
     from prov_core.signing import Envelope, verify_envelope
     from prov_core.snapshot_record import find_snapshot_record, verify_snapshot
@@ -532,7 +556,7 @@ def _judge_input(
     # 4. Lineage: the records the signed record names for each object, walked
     # through transform steps back to ingest records.
     derived = _derived_from(rec)
-    lineage = _Lineage(state, ledger, trust, index, reasons)
+    lineage = _Lineage(state, ledger, trust, index, reasons, samples=samples)
     uncovered = list(unrecorded)
     for obj in selected:
         covered = False
@@ -660,8 +684,11 @@ class _Lineage:
         trust: KeyPolicy,
         index: ContentIndex,
         reasons: list[Reason],
+        *,
+        samples: SampleStore | None = None,
     ) -> None:
         self.state = state
+        self.samples = samples
         self.ledger = ledger
         self.trust = trust
         self.index = index
@@ -898,13 +925,14 @@ class _Lineage:
             )
         return found
 
-    @staticmethod
-    def refuted(node: _Node, blake3_hex: str) -> str | None:
+    def refuted(self, node: _Node, blake3_hex: str) -> str | None:
         """refuted says why ``node`` cannot cover content ``blake3_hex``, or None."""
         if node.predicate is None:
             return "its record cannot be read"
         if node.kind == INGEST_V1:
-            return _coverage_refuted(node.predicate, blake3_hex)
+            return _coverage_refuted(node.predicate, blake3_hex) or _set_refuted(
+                node.predicate, blake3_hex, self.samples
+            )
         if node.kind == SNAPSHOT_V1:
             return "a snapshot record vouches for no content by itself"
         if blake3_hex in _step_outputs(node.predicate):
@@ -947,6 +975,46 @@ def _key_status(trust: KeyPolicy, keyid: str) -> str:
     entry = get(keyid) if callable(get) else None
     status = getattr(entry, "status", None)
     return status if isinstance(status, str) else "unknown"
+
+
+def _set_refuted(
+    predicate: Mapping[str, Any], blake3_hex: str, samples: SampleStore | None
+) -> str | None:
+    """_set_refuted checks a several-file ingest's claim against its signed file sample set.
+
+    Only where the sorted ids are kept (:mod:`prov_core.sample_store`) and
+    hash to the signed root; otherwise the claim stands as the snapshot's
+    signer made it.
+    """
+    from prov_core._samples import FILE_SAMPLE_ENCODING, file_id_of_digest
+
+    summary = predicate.get("samples")
+    manifest = predicate.get("manifest")
+    if (
+        samples is None
+        or not isinstance(summary, dict)
+        or summary.get("leafEncoding") != FILE_SAMPLE_ENCODING
+        or not isinstance(manifest, dict)
+        or manifest.get("files") == 1
+    ):
+        return None
+    root, count = summary.get("root"), summary.get("count")
+    if not isinstance(root, str) or not isinstance(count, int):
+        return None
+    try:
+        if not samples.has(root, FILE_SAMPLE_ENCODING):
+            return None
+        files = samples.get(root, FILE_SAMPLE_ENCODING, count)
+    except IntegrityError as exc:
+        return f"its stored sample set does not match its signed root ({exc})"
+    except ProvgateError:
+        return None
+    if file_id_of_digest(blake3_hex) in files:
+        return None
+    return (
+        f"it is an ingest of {count} files whose signed sample root {root} does not "
+        f"include BLAKE3 {blake3_hex}"
+    )
 
 
 def _coverage_refuted(predicate: Mapping[str, Any], blake3_hex: str) -> str | None:

@@ -30,6 +30,7 @@ from prov_core.step import Attestation, Recorder
 
 if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
+    from prov_core.sample_store import SampleStore
 
 __all__ = ["IngestRequest", "IngestResult", "ingest_path"]
 
@@ -78,10 +79,13 @@ def ingest_path(
     progress: Callable[[int], None] | None = None,
     *,
     index: ContentIndex | None = None,
+    samples_store: SampleStore | None = None,
 ) -> IngestResult:
     """Digest ``path`` (rows or files), sign the ingest record, append it; return it.
 
     With ``index``, every file's BLAKE3 is indexed as covered by the new record.
+    With ``samples_store``, the sorted sample ids are kept there (before the
+    record is appended), so a sample can later be proven in or out of the set.
     """
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
@@ -115,6 +119,8 @@ def ingest_path(
         predicate_type=predicate.predicate_type,
         predicate=predicate.to_dict(),
     )
+    if samples_store is not None:
+        samples_store.put(samples)
     attestation = recorder.record(statement)
     if index is not None:
         from prov_core.content_index import RecordRef

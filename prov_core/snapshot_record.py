@@ -52,6 +52,9 @@ with its log index, then the caller's ``derived_from``) plus::
     "objects":   [{"path": str, "blake3": HEX64, "size": int,
                    "records": [log index, ...]}, ...]     in manifest order
     "uncovered": [path, ...]                     objects with "records": []
+    "samples":   {"count", "algorithm", "leafEncoding": "provgate-file/v1", "root"}
+                 the objects as a sample set (one id per object's BLAKE3), so
+                 one file can be proven in or out with a short Merkle proof
 
 Per-object digests are inline, so the signed record alone names every object
 and where its content came from, with no further trust in the store's
@@ -75,6 +78,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from prov_core._samples import SampleSet
 from prov_core.content_index import ContentIndex, RecordRef
 from prov_core.digest import FileDigest, TreeDigest, digest_bytes, digest_path, manifest_bytes
 from prov_core.errors import (
@@ -361,6 +365,7 @@ def commit_snapshot(
     uncovered = tuple(o.path for o in objects if not o.records)
     records = sorted({r for refs in covering.values() for r in refs})
     _check_record_size(objects, uncovered)
+    file_samples = SampleSet.of_files(o.blake3 for o in objects).summary()
     # 4. Reserve the record's log index, commit naming it, check the commit's paths.
     ledger = recorder.ledger
     with ledger.reserve() as log_index:
@@ -400,6 +405,7 @@ def commit_snapshot(
         predicate["prefix"] = pre
         predicate["objects"] = [o.to_dict() for o in objects]
         predicate["uncovered"] = list(uncovered)
+        predicate["samples"] = file_samples
         statement = Statement(
             [Subject(name=str(uri), sha256=manifest.sha256_subject)], SNAPSHOT_V1, predicate
         )
@@ -696,6 +702,18 @@ def verify_snapshot(
             )
         )
         return report
+    signed_samples = record.statement.predicate.get("samples")
+    if signed_samples is not None:
+        want = SampleSet.of_files(o.blake3 for o in record.objects).summary()
+        if signed_samples != want:
+            report.problems.append(
+                SnapshotProblem(
+                    "record",
+                    f"snapshot record {record.log_index}: its samples summary "
+                    f"{signed_samples} is not that of its objects ({want['root']})",
+                )
+            )
+            return report
     stated = commit.metadata.get(METADATA_MANIFEST)
     if stated is not None and stated != root:
         report.problems.append(

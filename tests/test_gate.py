@@ -32,6 +32,7 @@ from prov_core.home import Home
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.policy import Policy
 from prov_core.records import decode_entry
+from prov_core.sample_store import SAMPLES_DIR, SampleStore
 from prov_core.snapshot_record import SnapshotResult, commit_snapshot, verify_snapshot
 from prov_core.snapshots.base import SnapshotStore, SnapshotURI
 from prov_core.snapshots.lakefs import LakeFSStore
@@ -403,6 +404,33 @@ def test_single_file_coverage_claim_is_rechecked(env: Env, backend: Backend) -> 
     assert len(mismatch) == 1
     assert mismatch[0].message.startswith("again/policy.md:")
     assert "again/policy.md" in decision.inputs[0].uncovered
+
+
+def test_several_file_coverage_claim_is_checked_against_the_stored_set(
+    env: Env, backend: Backend, tmp_path: Path
+) -> None:
+    """A claim that an ingest of several files covers other bytes fails its signed sample root."""
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("faq.md", "handbook.md"):
+        shutil.copy(env.data / "docs" / name, two / name)
+    store = SampleStore(env.home.path / SAMPLES_DIR)
+    request = IngestRequest(source="https://example.org/two", license="CC-BY-4.0")
+    ingest = ingest_path(env.recorder, two, request, index=env.index, samples_store=store)
+    first = backend.snapshot()
+    policy_md = next(o for o in first.objects if o.path == "policy.md")
+    assert policy_md.records == ()
+    n = ingest.attestation.log_index
+    env.index.add_content(
+        [policy_md.blake3], RecordRef(n, ingest.attestation.envelope_sha256, INGEST_V1)
+    )
+    forged = backend.snapshot(prefix="again")
+    decision = backend.gate(backend.uri(forged.commit_id))
+    mismatch = [r for r in decision.reasons if r.code == "coverage-mismatch"]
+    assert [r.message.split(":")[0] for r in mismatch] == ["again/policy.md"]
+    assert "does not include" in mismatch[0].message
+    # The objects the ingest did hold are allowed through it.
+    assert backend.gate(backend.uri(forged.commit_id, "again/faq.md")).allowed
 
 
 def test_commit_without_a_record_is_refused(env: Env, backend: Backend) -> None:
