@@ -272,10 +272,22 @@ def _build_app() -> typer.Typer:
             sys.stdout.write(json.dumps(statement.get("predicate"), indent=2) + "\n")
 
     @app.command()
-    def verify(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Verify the whole ledger: signatures, trust, and the Merkle tree against checkpoints."""
+    def verify(
+        as_json: bool = typer.Option(False, "--json"),
+        artifact: str | None = typer.Option(
+            None,
+            "--artifact",
+            help="verify only the chain of custody of this artifact: a digest "
+            "([blake3:|sha256:]HEX), a log index or provgate://REPO/COMMIT",
+        ),
+    ) -> None:
+        """Verify the whole ledger (signatures, trust, the Merkle tree against checkpoints),
+        or with --artifact one artifact's chain of custody back to its ingest records."""
         from prov_core.verify import verify_home
 
+        if artifact is not None:
+            verify_artifact(artifact, as_json)
+            return
         with errors():
             home = opened()
             with progress_bar(in_bytes=False) as bar:
@@ -292,6 +304,119 @@ def _build_app() -> typer.Typer:
                 f"{len(report.problems)} problem(s)"
             )
         raise typer.Exit(0 if report.ok else 1)
+
+    def verify_artifact(artifact: str, as_json: bool) -> None:
+        """``verify --artifact``: every link upstream of one artifact, named when broken."""
+        from rich.markup import escape
+
+        from prov_core.lineage import open_lineage
+
+        with errors():
+            home = opened()
+            with open_lineage(home) as lineage:
+                report = lineage.verify_chain(artifact)
+        if as_json:
+            _emit_json(report.to_dict())
+            raise typer.Exit(0 if report.ok else 1)
+        for i in sorted(report.records):
+            rec = report.records[i]
+            mark = "[green]ok  [/green]" if rec.ok else "[red]FAIL[/red]"
+            checks = ", ".join(f"{k} {v}" for k, v in rec.checks.items())
+            err.print(f"{mark} {i:>6} {rec.kind:<9} {escape(rec.name)}  [dim]{checks}[/dim]")
+        for problem in report.problems:
+            where = f"record {problem.log_index}" if problem.log_index is not None else "ledger"
+            err.print(f"[red]BROKEN[/red] {problem.check}: {where}: ", end="")
+            err.print(problem.message, markup=False)
+        status = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
+        broken = (
+            f"; broken: record(s) {', '.join(map(str, report.broken))}" if report.broken else ""
+        )
+        err.print(
+            f"{status}: chain of custody of {escape(artifact)}: {len(report.records)} record(s) "
+            f"checked against checkpoint size {report.checkpoint_size}, "
+            f"{len(report.problems)} problem(s){broken}"
+        )
+        raise typer.Exit(0 if report.ok else 1)
+
+    @app.command()
+    def trace(
+        target: str = typer.Argument(
+            ...,
+            help="an artifact digest ([blake3:|sha256:]HEX), a log index, or a pinned "
+            "snapshot provgate://REPO/COMMIT | lakefs://REPO/COMMIT",
+        ),
+        up: bool = typer.Option(
+            True,
+            "--up/--down",
+            help="walk to what it was made from (default) or what was made from it",
+        ),
+        fmt: str = typer.Option("tree", "--format", help="tree | json | dot"),
+    ) -> None:
+        """Show the lineage of an artifact: upstream to its ingest records, or downstream."""
+        from prov_core.errors import InputError
+        from prov_core.lineage import open_lineage
+
+        with errors():
+            if fmt not in ("tree", "json", "dot"):
+                raise InputError(f"--format {fmt!r}: choose tree, json or dot")
+            home = opened()
+            with open_lineage(home) as lineage:
+                graph = lineage.upstream(target) if up else lineage.downstream(target)
+        if fmt == "json":
+            _emit_json(graph.to_dict())
+        elif fmt == "dot":
+            sys.stdout.write(graph.to_dot())
+        else:
+            print_tree(graph)
+
+    def print_tree(graph: Any) -> None:
+        """The walk as a rich tree on stdout; a node met again is shown once, then referred to."""
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.tree import Tree
+
+        styles = {"ingest": "green", "training": "bold magenta", "snapshot": "cyan"}
+        nodes, down = graph.nodes, graph.direction == "down"
+        nexts: dict[int, list[int]] = {}
+        for e in graph.edges:
+            a, b = (e.parent, e.child) if down else (e.child, e.parent)
+            nexts.setdefault(a, []).append(b)
+
+        def label(i: int) -> str:
+            n = nodes.get(i)
+            if n is None:
+                return f"[red]{i} (not in the ledger)[/red]"
+            style = styles.get(n.kind, "")
+            text = f"[{style}]{n.kind}[/{style}]" if style else n.kind
+            extra = ""
+            if n.kind == "ingest":
+                extra = f"  [dim]{escape(n.license or '?')}[/dim]"
+            elif n.kind == "training":
+                extra = "  [dim](model)[/dim]"
+            return f"[bold]{i}[/bold] {text} {escape(n.name)}{extra}"
+
+        shown: set[int] = set()
+
+        def grow(tree: Tree, i: int) -> None:
+            for j in sorted(set(nexts.get(i, []))):
+                if j in shown:
+                    tree.add(f"{label(j)} [dim](see above)[/dim]")
+                    continue
+                shown.add(j)
+                grow(tree.add(label(j)), j)
+
+        out = Console(highlight=False, soft_wrap=True)
+        for root in graph.roots:
+            shown.add(root)
+            tree = Tree(label(root))
+            grow(tree, root)
+            out.print(tree)
+        ingests = [n for n in nodes.values() if n.kind == "ingest"]
+        models = [n for n in nodes.values() if n.kind == "training"]
+        err.print(
+            f"{len(nodes)} record(s) {graph.direction}stream of {escape(graph.target)}: "
+            f"{len(ingests)} ingest record(s), {len(models)} model(s)"
+        )
 
     @log_app.command("checkpoint")
     def log_checkpoint() -> None:

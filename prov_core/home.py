@@ -9,6 +9,8 @@ Layout (created by :func:`init_home`, idempotently)::
       ledger.sqlite            the append-only Merkle log (SQLite, WAL)
       index.sqlite             content index: BLAKE3 -> covering records, commit ->
                                snapshot record (prov_core.content_index; a locator)
+      lineage.sqlite           lineage index: record -> the records it was made from
+                               (prov_core.lineage_index; a cache rebuilt from the ledger)
       store/                   the embedded snapshot store (prov_core.snapshots.local)
 
 ``origin`` names the log in its checkpoints (C2SP tlog-checkpoint origin line)
@@ -34,6 +36,7 @@ from prov_core.errors import ConfigError, KeyStoreError
 if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
     from prov_core.ledger.base import Ledger
+    from prov_core.lineage_index import LineageIndex
     from prov_core.signing import Ed25519Signer
     from prov_core.snapshots.local import LocalStore
     from prov_core.trust import TrustStore
@@ -46,6 +49,7 @@ _TRUST = "trust.json"
 _KEYS = "keys"
 _LEDGER = "ledger.sqlite"
 _INDEX = "index.sqlite"
+_LINEAGE = "lineage.sqlite"
 _STORE = "store"
 
 
@@ -79,6 +83,10 @@ class Home:
         return self.path / _INDEX
 
     @property
+    def lineage_path(self) -> Path:
+        return self.path / _LINEAGE
+
+    @property
     def store_path(self) -> Path:
         return self.path / _STORE
 
@@ -87,6 +95,12 @@ class Home:
         from prov_core.content_index import ContentIndex
 
         return ContentIndex(self.index_path)
+
+    def open_lineage_index(self) -> LineageIndex:
+        """Open (creating if needed) the lineage index of this home (not caught up)."""
+        from prov_core.lineage_index import LineageIndex
+
+        return LineageIndex(self.lineage_path)
 
     def open_store(self) -> LocalStore:
         """Open (creating if needed) the embedded snapshot store of this home."""

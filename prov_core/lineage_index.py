@@ -1,0 +1,723 @@
+"""The lineage index: which record was made from which, as an edge table walks can recurse over.
+
+``$PROVGATE_HOME/lineage.sqlite`` (SQLite, WAL) is a *cache* of the edges the
+signed records state, built from the ledger so that an upstream or downstream
+walk is one recursive CTE over indexed rows instead of a ledger scan::
+
+    nodes    (log_index INT PK, envelope_sha256 HEX64, predicate_type TEXT,
+              kind TEXT, keyid TEXT, name TEXT, source_uri TEXT?, license TEXT?)
+    edges    (child INT, parent INT, kind TEXT, via TEXT?)   child was made from parent
+             PRIMARY KEY (child, parent, kind); INDEX (parent, child)
+    digests  (digest HEX64, log_index INT, role TEXT, algo TEXT)
+             which record names which digest, and as what (see ROLES)
+    commits  (store TEXT, repository TEXT, commit_id TEXT, log_index INT)
+             the snapshot record of each commit
+    meta     schema, version, origin, indexed_to (entries [0, indexed_to) are indexed)
+
+How edges are found in each kind of record (:func:`parse_record`, shared with
+:func:`prov_core.lineage.verify_chain` so that the index and the verifier read
+records the same way):
+
+- transform/training step (SLSA Provenance v1): each
+  ``resolvedDependencies`` entry with ``annotations.logIndex`` is an ``input``
+  edge to that record (``via`` the envelope SHA-256 it names); an entry named
+  only by ``annotations.blake3`` is an ``input`` edge to every earlier record
+  that produced those bytes: a step whose ``byproducts`` name it, an ingest
+  whose manifest root is it, or an ingest the content index says covers it
+  (``via`` the BLAKE3). Training steps (``buildType`` TRAINING_BUILD_TYPE) are
+  kind ``training``: their outputs are *models*.
+- snapshot: each ``derivedFrom`` descriptor with a log index is a
+  ``derived-from`` edge, and each log index an object's ``records`` names
+  but ``derivedFrom`` does not is a ``contains`` edge.
+- gate decision (SLSA VSA): each ``inputAttestations`` entry is a ``verified``
+  edge. Any other record (inference, future kinds): every descriptor
+  carrying ``annotations.logIndex`` is a ``refers`` edge.
+
+Catching up (:meth:`LineageIndex.catch_up`) reads the entries appended since
+``indexed_to`` in batches, each batch and its new ``indexed_to`` in one
+transaction: a crash loses at most the batch, which the next catch-up redoes.
+If the entry before ``indexed_to`` no longer hashes to what the index holds
+(another ledger, a rebuilt home), the index is dropped and rebuilt.
+
+The index is never evidence: a tampered ledger row may be indexed as it
+reads. Whoever needs the truth (``verify_chain``) re-reads every record from
+the ledger, re-derives its edges and verifies signature, trust and inclusion.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from prov_core.errors import ConfigError, InputError, LedgerError
+
+if TYPE_CHECKING:
+    from prov_core.content_index import ContentIndex
+    from prov_core.ledger.base import Ledger
+
+__all__ = [
+    "KINDS",
+    "ROLES",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "Edge",
+    "LineageIndex",
+    "Node",
+    "ParsedRecord",
+    "Ref",
+    "parse_record",
+]
+
+SCHEMA_NAME: Final = "provgate-lineage"
+"""SCHEMA_NAME marks a provgate lineage index (``meta.schema``)."""
+SCHEMA_VERSION: Final = 1
+"""SCHEMA_VERSION is the ``meta.version`` this code reads and writes."""
+BATCH: Final = 2000
+"""BATCH is how many ledger entries one catch-up transaction indexes."""
+
+KINDS: Final = (
+    "ingest",
+    "transform",
+    "training",
+    "snapshot",
+    "gate",
+    "inference",
+    "key-event",
+    "other",
+    "malformed",
+)
+"""KINDS are the node kinds; a *model* is the output of a ``training`` node."""
+ROLES: Final = ("output", "subject", "manifest", "object", "envelope")
+"""ROLES: ``output`` the record made those bytes (step byproduct, ingest manifest root);
+``subject`` an in-toto subject; ``manifest`` a snapshot's manifest root; ``object`` an
+object a snapshot holds; ``envelope`` the SHA-256 of the record's own envelope."""
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS nodes (log_index INTEGER PRIMARY KEY,"
+    " envelope_sha256 TEXT NOT NULL, predicate_type TEXT NOT NULL, kind TEXT NOT NULL,"
+    " keyid TEXT NOT NULL, name TEXT NOT NULL, source_uri TEXT, license TEXT)",
+    "CREATE INDEX IF NOT EXISTS nodes_source ON nodes (source_uri) WHERE source_uri IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS nodes_license ON nodes (license) WHERE license IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS nodes_keyid ON nodes (keyid)",
+    "CREATE INDEX IF NOT EXISTS nodes_kind ON nodes (kind)",
+    "CREATE TABLE IF NOT EXISTS edges (child INTEGER NOT NULL, parent INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, via TEXT, PRIMARY KEY (child, parent, kind)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS edges_parent ON edges (parent, child)",
+    "CREATE TABLE IF NOT EXISTS digests (digest TEXT NOT NULL, log_index INTEGER NOT NULL,"
+    " role TEXT NOT NULL, algo TEXT NOT NULL, PRIMARY KEY (digest, log_index, role))"
+    " WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS commits (store TEXT NOT NULL, repository TEXT NOT NULL,"
+    " commit_id TEXT NOT NULL, log_index INTEGER NOT NULL,"
+    " PRIMARY KEY (store, repository, commit_id, log_index)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS commits_id ON commits (commit_id)",
+)
+_DROP = ("nodes", "edges", "digests", "commits")
+
+# The recursive walks. UNION (not UNION ALL) keeps each node once, so a walk
+# ends on cycles and visits a shared ancestor once however many paths lead to it.
+_UP = (
+    "WITH RECURSIVE walk(n) AS (SELECT value FROM json_each(?)"
+    " UNION SELECT e.parent FROM edges e JOIN walk ON e.child = walk.n)"
+)
+_DOWN = (
+    "WITH RECURSIVE walk(n) AS (SELECT value FROM json_each(?)"
+    " UNION SELECT e.child FROM edges e JOIN walk ON e.parent = walk.n)"
+)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Ref is an edge a record states: to ``parent``, of ``kind``, naming it by ``sha256``.
+
+    ``sha256`` is the envelope SHA-256 the record signs for its parent, or None
+    when it names the parent by log index alone (an object's ``records``).
+    """
+
+    parent: int
+    kind: str
+    sha256: str | None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedRecord:
+    """ParsedRecord is what one ledger entry says about lineage (read, not verified)."""
+
+    log_index: int
+    envelope_sha256: str
+    predicate_type: str
+    kind: str
+    keyid: str
+    name: str
+    source_uri: str | None = None
+    license: str | None = None
+    refs: tuple[Ref, ...] = ()
+    content_inputs: tuple[tuple[str, str], ...] = ()  # (blake3, label)
+    digests: tuple[tuple[str, str, str], ...] = ()  # (digest, role, algo)
+    commit: tuple[str, str, str] | None = None  # (store, repository, commit id)
+    statement: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Node:
+    """Node is one indexed record: its place in the log and what queries filter on."""
+
+    log_index: int
+    envelope_sha256: str
+    predicate_type: str
+    kind: str
+    keyid: str
+    name: str
+    source_uri: str | None = None
+    license: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log_index": self.log_index,
+            "kind": self.kind,
+            "name": self.name,
+            "predicate_type": self.predicate_type,
+            "envelope_sha256": self.envelope_sha256,
+            "keyid": self.keyid,
+            "source_uri": self.source_uri,
+            "license": self.license,
+        }
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """Edge says record ``child`` was made from (or refers to) record ``parent``."""
+
+    child: int
+    parent: int
+    kind: str
+    via: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"child": self.child, "parent": self.parent, "kind": self.kind, "via": self.via}
+
+
+# --------------------------------------------------------------------------
+# Reading one record
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _hex64(value: Any) -> str | None:
+    return value if isinstance(value, str) and _HEX64.fullmatch(value) else None
+
+
+def _index_of(descriptor: Any) -> int | None:
+    i = _dict(_dict(descriptor).get("annotations")).get("logIndex")
+    return i if type(i) is int and i >= 0 else None
+
+
+def _descriptor_ref(d: Any, kind: str) -> Ref | None:
+    i = _index_of(d)
+    if i is None:
+        return None
+    sha = _hex64(_dict(_dict(d).get("digest")).get("sha256"))
+    label = _dict(d).get("name") or _dict(d).get("uri") or f"attestation:{i}"
+    return Ref(i, kind, sha, str(label))
+
+
+def _scan_refs(value: Any, out: list[Ref]) -> None:
+    """_scan_refs finds every descriptor with ``annotations.logIndex`` in a predicate."""
+    if isinstance(value, dict):
+        ref = _descriptor_ref(value, "refers")
+        if ref is not None:
+            out.append(ref)
+            return
+        for v in value.values():
+            _scan_refs(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _scan_refs(v, out)
+
+
+def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
+    """parse_record reads what ledger entry ``log_index`` states about lineage.
+
+    Never raises on bad content: an entry that is not a DSSE envelope of an
+    in-toto statement is a ``malformed`` node without edges. Nothing is
+    verified here.
+    """
+    from prov_core.statement import (
+        INFERENCE_V1,
+        INGEST_V1,
+        KEY_EVENT_V1,
+        SLSA_PROVENANCE_V1,
+        SLSA_VSA_V1,
+        SNAPSHOT_V1,
+    )
+    from prov_core.step import TRAINING_BUILD_TYPE
+
+    sha = hashlib.sha256(leaf).hexdigest()
+    envelope_digest = ((sha, "envelope", "sha256"),)
+    try:
+        envelope: Any = json.loads(leaf)
+        statement: Any = json.loads(base64.b64decode(envelope["payload"], validate=True))
+        sigs = _list(envelope.get("signatures"))
+        keyid = str(_dict(sigs[0]).get("keyid", "")) if sigs else ""
+        ptype = statement["predicateType"]
+        predicate = statement["predicate"]
+        if not isinstance(ptype, str) or not isinstance(predicate, dict):
+            raise TypeError("predicateType or predicate")
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ParsedRecord(log_index, sha, "", "malformed", "", "", digests=envelope_digest)
+    digests: list[tuple[str, str, str]] = list(envelope_digest)
+    for s in _list(statement.get("subject")):
+        d = _hex64(_dict(_dict(s).get("digest")).get("sha256"))
+        if d:
+            digests.append((d, "subject", "sha256"))
+    refs: list[Ref] = []
+    content: list[tuple[str, str]] = []
+    common: dict[str, Any] = {
+        "log_index": log_index,
+        "envelope_sha256": sha,
+        "predicate_type": ptype,
+        "keyid": keyid,
+        "statement": statement,
+    }
+    if ptype == INGEST_V1:
+        source = _dict(predicate.get("source")).get("uri")
+        lic = _dict(predicate.get("license")).get("spdx")
+        root = _hex64(_dict(predicate.get("manifest")).get("root"))
+        if root:
+            digests.append((root, "output", "blake3"))
+        return ParsedRecord(
+            kind="ingest",
+            name=str(source or f"ingest {log_index}"),
+            source_uri=source if isinstance(source, str) else None,
+            license=lic if isinstance(lic, str) else None,
+            digests=tuple(digests),
+            **common,
+        )
+    if ptype == SLSA_PROVENANCE_V1:
+        build = _dict(predicate.get("buildDefinition"))
+        kind = "training" if build.get("buildType") == TRAINING_BUILD_TYPE else "transform"
+        step = _dict(build.get("externalParameters")).get("step")
+        for dep in _list(build.get("resolvedDependencies")):
+            ref = _descriptor_ref(dep, "input")
+            if ref is not None:
+                refs.append(ref)
+                continue
+            b3 = _hex64(_dict(_dict(dep).get("annotations")).get("blake3"))
+            if b3:
+                content.append((b3, str(_dict(dep).get("name") or _dict(dep).get("uri") or b3)))
+        for b in _list(_dict(predicate.get("runDetails")).get("byproducts")):
+            b3 = _hex64(_dict(_dict(b).get("annotations")).get("blake3"))
+            if b3:
+                digests.append((b3, "output", "blake3"))
+        return ParsedRecord(
+            kind=kind,
+            name=str(step) if isinstance(step, str) and step else f"step {log_index}",
+            refs=tuple(refs),
+            content_inputs=tuple(content),
+            digests=tuple(digests),
+            **common,
+        )
+    if ptype == SNAPSHOT_V1:
+        named: set[int] = set()
+        for d in _list(predicate.get("derivedFrom")):
+            ref = _descriptor_ref(d, "derived-from")
+            if ref is not None and ref.parent not in named:
+                named.add(ref.parent)
+                refs.append(ref)
+        for o in _list(predicate.get("objects")):
+            b3 = _hex64(_dict(o).get("blake3"))
+            if b3:
+                digests.append((b3, "object", "blake3"))
+            for i in _list(_dict(o).get("records")):
+                if type(i) is int and i >= 0 and i not in named:
+                    named.add(i)
+                    refs.append(Ref(i, "contains", None, str(_dict(o).get("path", ""))))
+        root = _hex64(_dict(predicate.get("manifest")).get("root"))
+        if root:
+            digests.append((root, "manifest", "blake3"))
+        store, repo, commit = (
+            predicate.get("store"),
+            predicate.get("repository"),
+            predicate.get("commitId"),
+        )
+        pinned = None
+        if isinstance(store, str) and isinstance(repo, str) and isinstance(commit, str):
+            pinned = (store, repo, commit)
+        return ParsedRecord(
+            kind="snapshot",
+            name=f"{repo}@{commit}" if pinned else f"snapshot {log_index}",
+            refs=tuple(refs),
+            digests=tuple(digests),
+            commit=pinned,
+            **common,
+        )
+    if ptype == SLSA_VSA_V1:
+        for d in _list(predicate.get("inputAttestations")):
+            ref = _descriptor_ref(d, "verified")
+            if ref is not None:
+                refs.append(ref)
+        result = predicate.get("verificationResult", "?")
+        return ParsedRecord(
+            kind="gate",
+            name=f"gate {result}: {predicate.get('resourceUri', '')}".rstrip(": "),
+            refs=tuple(refs),
+            digests=tuple(digests),
+            **common,
+        )
+    if ptype == KEY_EVENT_V1:
+        name = f"key {predicate.get('event', '?')} {predicate.get('keyid', '')}".strip()
+        return ParsedRecord(kind="key-event", name=name, digests=tuple(digests), **common)
+    _scan_refs(predicate, refs)
+    kind = "inference" if ptype == INFERENCE_V1 else "other"
+    return ParsedRecord(
+        kind=kind,
+        name=f"{kind} {log_index}",
+        refs=tuple(dict.fromkeys(refs)),
+        digests=tuple(digests),
+        **common,
+    )
+
+
+# --------------------------------------------------------------------------
+# The index
+
+
+class LineageIndex:
+    """LineageIndex is the SQLite edge index described in the module docstring."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"cannot open the lineage index {self.path}: {exc}") from exc
+        self._conn: sqlite3.Connection | None = conn
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA mmap_size = 268435456")  # walks touch pages all over the file
+            with self._tx():
+                for ddl in _TABLES:
+                    conn.execute(ddl)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
+                    (SCHEMA_NAME, str(SCHEMA_VERSION)),
+                )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except (sqlite3.Error, LedgerError) as exc:
+            conn.close()
+            self._conn = None
+            raise ConfigError(f"{self.path} is not a usable provgate lineage index: {exc}") from exc
+        if meta.get("schema") != SCHEMA_NAME or meta.get("version") != str(SCHEMA_VERSION):
+            self.close()
+            raise ConfigError(
+                f"{self.path} is not a provgate lineage index of version {SCHEMA_VERSION} "
+                f"(meta {meta}); delete it and it is rebuilt from the ledger"
+            )
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """_tx runs one transaction (BEGIN IMMEDIATE when writing); errors become LedgerError."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise LedgerError(f"lineage index {self.path} is closed")
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise LedgerError(f"lineage index {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """close releases the database; the index may be reopened."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> LineageIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- building ------------------------------------------------------------
+
+    def indexed_to(self) -> int:
+        """indexed_to is the number of ledger entries indexed so far."""
+        with self._tx(write=False) as conn:
+            return _meta_int(conn, "indexed_to")
+
+    def catch_up(self, ledger: Ledger, content: ContentIndex | None = None) -> int:
+        """catch_up indexes the entries appended since the last run; returns how many it read.
+
+        ``content`` (the home's content index) resolves artifact inputs named
+        by BLAKE3 to the ingest records covering those bytes; without it only
+        step outputs and single-file ingests resolve them.
+        """
+        size = ledger.size()
+        done = 0
+        while True:
+            with self._tx() as conn:
+                start = self._check_origin(conn, ledger)
+                if start >= size:
+                    return done
+                stop = min(size, start + BATCH)
+                for i, leaf in ledger.entries(start, stop):
+                    self._add(conn, parse_record(i, leaf), content)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('indexed_to', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(stop),),
+                )
+                done += stop - start
+
+    def _check_origin(self, conn: sqlite3.Connection, ledger: Ledger) -> int:
+        """_check_origin returns ``indexed_to``, after dropping an index of another log."""
+        start = _meta_int(conn, "indexed_to")
+        origin = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        stale = origin is not None and origin[0] != ledger.origin
+        if not stale and start > 0:
+            if start > ledger.size():
+                stale = True
+            else:
+                row = conn.execute(
+                    "SELECT envelope_sha256 FROM nodes WHERE log_index = ?", (start - 1,)
+                ).fetchone()
+                last = hashlib.sha256(ledger.entry(start - 1)).hexdigest()
+                stale = row is None or row[0] != last
+        if stale:
+            for table in _DROP:
+                conn.execute(f"DELETE FROM {table}")
+            start = 0
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('origin', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (ledger.origin,),
+        )
+        if stale:
+            conn.execute("DELETE FROM meta WHERE key = 'indexed_to'")
+        return start
+
+    def _add(
+        self,
+        conn: sqlite3.Connection,
+        rec: ParsedRecord,
+        content: ContentIndex | None,
+    ) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO nodes (log_index, envelope_sha256, predicate_type, kind,"
+            " keyid, name, source_uri, license) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.log_index,
+                rec.envelope_sha256,
+                rec.predicate_type,
+                rec.kind,
+                rec.keyid,
+                rec.name,
+                rec.source_uri,
+                rec.license,
+            ),
+        )
+        edges = [
+            (rec.log_index, r.parent, r.kind, r.sha256)
+            for r in rec.refs
+            if r.parent != rec.log_index
+        ]
+        for b3, _ in rec.content_inputs:
+            for parent in self._producers(conn, b3, content, before=rec.log_index):
+                edges.append((rec.log_index, parent, "input", b3))
+        conn.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?)", edges)
+        conn.executemany(
+            "INSERT OR IGNORE INTO digests VALUES (?, ?, ?, ?)",
+            [(d, rec.log_index, role, algo) for d, role, algo in rec.digests],
+        )
+        if rec.commit is not None:
+            conn.execute(
+                "INSERT OR IGNORE INTO commits VALUES (?, ?, ?, ?)", (*rec.commit, rec.log_index)
+            )
+
+    @staticmethod
+    def _producers(
+        conn: sqlite3.Connection,
+        b3: str,
+        content: ContentIndex | None,
+        *,
+        before: int,
+    ) -> list[int]:
+        """_producers are the records before ``before`` that made or ingested bytes ``b3``."""
+        found = {
+            int(r[0])
+            for r in conn.execute(
+                "SELECT log_index FROM digests WHERE digest = ? AND role = 'output'"
+                " AND log_index < ?",
+                (b3, before),
+            )
+        }
+        if content is not None:
+            for ref in content.covering([b3]).get(b3, []):
+                if ref.log_index < before:
+                    found.add(ref.log_index)
+        return sorted(found)
+
+    # -- queries ---------------------------------------------------------------
+
+    def records_naming(self, digest: str, *, algo: str | None = None) -> dict[int, set[str]]:
+        """records_naming maps each record that names ``digest`` to the roles it names it in."""
+        sql = "SELECT log_index, role FROM digests WHERE digest = ?"
+        args: list[Any] = [digest]
+        if algo is not None:
+            sql += " AND algo = ?"
+            args.append(algo)
+        out: dict[int, set[str]] = {}
+        with self._tx(write=False) as conn:
+            for i, role in conn.execute(sql, args):
+                out.setdefault(int(i), set()).add(str(role))
+        return out
+
+    def snapshot_records(self, store: str, repository: str, commit_id: str) -> list[int]:
+        """snapshot_records are the log indices of the snapshot records of a commit."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT log_index FROM commits WHERE store = ? AND repository = ?"
+                " AND commit_id = ? ORDER BY log_index",
+                (store, repository, commit_id),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def walk(self, roots: Iterable[int], *, down: bool = False) -> set[int]:
+        """walk returns ``roots`` and every record reachable from them (one recursive CTE)."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                f"{_DOWN if down else _UP} SELECT n FROM walk", (json.dumps(list(roots)),)
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def subgraph(
+        self, roots: Iterable[int], *, down: bool = False
+    ) -> tuple[dict[int, Node], list[Edge]]:
+        """subgraph returns the nodes reachable from ``roots`` and the edges walked.
+
+        One recursive CTE finds the records; their nodes and edges are then
+        read by primary key (``edges`` by child going up, by ``(parent,
+        child)`` going down), all in one read transaction.
+        """
+        side = "parent" if down else "child"
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                f"{_DOWN if down else _UP} SELECT n FROM walk", (json.dumps(list(roots)),)
+            ).fetchall()
+            reached = json.dumps([r[0] for r in rows])
+            node_rows = conn.execute(
+                "SELECT n.log_index, n.envelope_sha256, n.predicate_type, n.kind,"
+                " n.keyid, n.name, n.source_uri, n.license"
+                " FROM json_each(?) j JOIN nodes n ON n.log_index = j.value",
+                (reached,),
+            ).fetchall()
+            edge_rows = conn.execute(
+                "SELECT e.child, e.parent, e.kind, e.via"
+                f" FROM json_each(?) j JOIN edges e ON e.{side} = j.value",
+                (reached,),
+            ).fetchall()
+        nodes = {int(r[0]): Node(*r) for r in node_rows}
+        edges = sorted(Edge(int(c), int(p), str(k), v) for c, p, k, v in edge_rows)
+        return nodes, edges
+
+    def nodes(self, log_indices: Iterable[int]) -> dict[int, Node]:
+        """nodes returns the indexed nodes among ``log_indices``."""
+        wanted = json.dumps(sorted(set(log_indices)))
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT n.log_index, n.envelope_sha256, n.predicate_type, n.kind, n.keyid,"
+                " n.name, n.source_uri, n.license FROM json_each(?) j"
+                " JOIN nodes n ON n.log_index = j.value",
+                (wanted,),
+            ).fetchall()
+        return {int(r[0]): Node(*r) for r in rows}
+
+    def find(
+        self,
+        *,
+        source: str | None = None,
+        license: str | None = None,
+        keyid: str | None = None,
+        kind: str | None = None,
+    ) -> list[int]:
+        """find returns the records matching every filter given, oldest first.
+
+        ``source`` and ``license`` are SQLite GLOB patterns (``*``, ``?``,
+        ``[...]``; case-sensitive; a plain string matches exactly) on ingest
+        records' source URI and SPDX expression; ``keyid`` is the first
+        signature's key id; ``kind`` one of :data:`KINDS`.
+        """
+        where: list[str] = []
+        args: list[str] = []
+        for column, value in (("source_uri", source), ("license", license)):
+            if value is not None:
+                where.append(f"{column} GLOB ?")
+                args.append(value)
+        if keyid is not None:
+            where.append("keyid = ?")
+            args.append(keyid)
+        if kind is not None:
+            if kind not in KINDS:
+                raise InputError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
+            where.append("kind = ?")
+            args.append(kind)
+        if not where:
+            raise InputError("give at least one of source, license, keyid or kind")
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                f"SELECT log_index FROM nodes WHERE {' AND '.join(where)} ORDER BY log_index",
+                args,
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    # -- bulk loading (benchmarks, rebuilds) -------------------------------------
+
+    def load_edges(
+        self, nodes: Sequence[tuple[int, str, str]], edges: Sequence[tuple[int, int, str]]
+    ) -> None:
+        """load_edges writes synthetic ``(log_index, kind, name)`` nodes and ``(child, parent,
+        kind)`` edges in one transaction, with no ledger behind them (benchmarks only)."""
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO nodes (log_index, envelope_sha256, predicate_type, kind,"
+                " keyid, name) VALUES (?, '', '', ?, '', ?)",
+                nodes,
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO edges (child, parent, kind) VALUES (?, ?, ?)", edges
+            )
+
+
+def _meta_int(conn: sqlite3.Connection, key: str) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return int(row[0]) if row else 0
