@@ -123,6 +123,15 @@ def _build_app() -> typer.Typer:
         no_args_is_help=True,
     )
     app.add_typer(gate_app, name="gate")
+    sample_app = typer.Typer(
+        help="Samples: prove one in or out of a snapshot, against signed roots.",
+        no_args_is_help=True,
+    )
+    app.add_typer(sample_app, name="sample")
+    export_app = typer.Typer(
+        help="Export the ledger to other lineage formats.", no_args_is_help=True
+    )
+    app.add_typer(export_app, name="export")
     state: dict[str, Path | None] = {"home": None}
 
     @app.callback()
@@ -232,6 +241,7 @@ def _build_app() -> typer.Typer:
                     request,
                     progress=lambda n: bar.update(task, advance=n),
                     index=index,
+                    samples_store=home.open_samples(),
                 )
             doc = {
                 "log_index": result.attestation.log_index,
@@ -340,8 +350,8 @@ def _build_app() -> typer.Typer:
 
     @app.command()
     def trace(
-        target: str = typer.Argument(
-            ...,
+        target: str | None = typer.Argument(
+            None,
             help="an artifact digest ([blake3:|sha256:]HEX), a log index, or a pinned "
             "snapshot provgate://REPO/COMMIT | lakefs://REPO/COMMIT",
         ),
@@ -350,20 +360,55 @@ def _build_app() -> typer.Typer:
             "--up/--down",
             help="walk to what it was made from (default) or what was made from it",
         ),
+        sample: str | None = typer.Option(
+            None,
+            "--sample",
+            help="start from every record whose signed sample set holds this sample id "
+            "(64 hex; with --down: every snapshot and model made from data containing it)",
+        ),
         fmt: str = typer.Option("tree", "--format", help="tree | json | dot"),
     ) -> None:
         """Show the lineage of an artifact: upstream to its ingest records, or downstream."""
         from prov_core.errors import InputError
         from prov_core.lineage import open_lineage
 
+        holders: Any = None
         with errors():
             if fmt not in ("tree", "json", "dot"):
                 raise InputError(f"--format {fmt!r}: choose tree, json or dot")
+            if (target is None) == (sample is None):
+                raise InputError("give a TARGET or --sample SAMPLE_ID (one of them)")
+            if sample is not None and up:
+                raise InputError("--sample walks down: add --down")
             home = opened()
             with open_lineage(home) as lineage:
-                graph = lineage.upstream(target) if up else lineage.downstream(target)
+                if sample is not None:
+                    from prov_core.snapshot_samples import records_holding
+
+                    lineage.catch_up()
+                    holders = records_holding(
+                        sample,
+                        ledger=lineage.ledger,
+                        ingests=lineage.index.find(kind="ingest"),
+                        snapshots=lineage.index.find(kind="snapshot"),
+                        trust=home.trust(),
+                        samples=home.open_samples(),
+                    )
+                    graph = lineage.downstream_of_records(holders.records, f"sample {sample}")
+                else:
+                    assert target is not None
+                    graph = lineage.upstream(target) if up else lineage.downstream(target)
+        if holders is not None:
+            for note in holders.unchecked:
+                err.print(f"[yellow]unchecked:[/yellow] {note}")
+            if not holders.records:
+                err.print("no record's signed sample set holds this sample")
         if fmt == "json":
-            _emit_json(graph.to_dict())
+            doc = graph.to_dict()
+            if holders is not None:
+                doc["sample"] = holders.to_dict()
+                doc["models"] = [n.log_index for n in graph.of_kind("training")]
+            _emit_json(doc)
         elif fmt == "dot":
             sys.stdout.write(graph.to_dot())
         else:
@@ -486,6 +531,114 @@ def _build_app() -> typer.Typer:
             yield store
         finally:
             store.close()
+
+    @sample_app.command("prove")
+    def sample_prove(
+        sample_id: str = typer.Argument(..., help="the sample id, 64 hex digits"),
+        snapshot: str = typer.Option(
+            ..., "--snapshot", help="provgate://REPO/COMMIT or lakefs://REPO/COMMIT"
+        ),
+        as_json: bool = typer.Option(False, "--json", help="print the answer and its proofs"),
+    ) -> None:
+        """Prove a sample in or out of a snapshot (exit 0 present, 1 absent, 3 unknown)."""
+        from prov_core.snapshot_samples import prove_in_snapshot
+        from prov_core.snapshots.base import SnapshotURI
+
+        with errors():
+            target = SnapshotURI.parse(snapshot)
+            home = opened()
+            with (
+                snapshot_store(target, home) as store,
+                home.open_ledger() as ledger,
+                home.open_index() as index,
+            ):
+                answer = prove_in_snapshot(
+                    sample_id,
+                    store,
+                    target.repository,
+                    target.ref,
+                    ledger=ledger,
+                    index=index,
+                    trust=home.trust(),
+                    samples=home.open_samples(),
+                )
+        if as_json:
+            _emit_json(answer.to_dict())
+        else:
+            sys.stdout.write(f"{answer.verdict}\n")
+            for e in answer.evidence:
+                kind = "member of" if e.member else "not in"
+                err.print(
+                    f"{kind} {e.scope}: {e.proof.count} samples, root {e.proof.root.hex()} "
+                    f"signed in log entry {e.record}"
+                )
+            for note in answer.unprovable:
+                err.print(f"[yellow]unprovable:[/yellow] {note}")
+            err.print("the proofs: provgate sample prove --json")
+        raise typer.Exit({"present": 0, "absent": 1}.get(answer.verdict, 3))
+
+    @export_app.command("openlineage")
+    def export_openlineage(
+        start: int = typer.Option(0, "--from", help="first log index (default 0)"),
+        end: int | None = typer.Option(
+            None, "--to", help="last log index, inclusive (default: the last entry)"
+        ),
+        transport_config: Path | None = typer.Option(
+            None,
+            "--transport-config",
+            help="openlineage-python config file (YAML or JSON with a 'transport' mapping)",
+        ),
+        transport_env: bool = typer.Option(
+            False,
+            "--transport-env",
+            help="send through OpenLineageClient() configured by openlineage-python itself "
+            "(OPENLINEAGE_CONFIG, openlineage.yml, OPENLINEAGE_URL, ...)",
+        ),
+        output: Path | None = typer.Option(
+            None, "--output", "-o", help="write JSON lines to FILE (default: stdout)"
+        ),
+        namespace: str | None = typer.Option(
+            None, "--namespace", help="job namespace (default: the ledger's origin)"
+        ),
+    ) -> None:
+        """Export log entries as OpenLineage run events: as JSON lines, or through a transport."""
+        from prov_core._fs import write_atomic
+        from prov_core.errors import InputError
+        from prov_core.export import openlineage as ol
+
+        with errors():
+            given = {
+                "--transport-config": transport_config is not None,
+                "--transport-env": transport_env,
+                "--output": output is not None,
+            }
+            chosen = [name for name, on in given.items() if on]
+            if len(chosen) > 1:
+                raise InputError(f"give one of {', '.join(chosen)}, not several")
+            if end is not None and end < start:
+                raise InputError(f"--to {end} is before --from {start}")
+            stop = None if end is None else end + 1
+            home = opened()
+            with home.open_ledger() as ledger:
+                if transport_config is not None or transport_env:
+                    client = (
+                        ol.client_from_config(transport_config)
+                        if transport_config is not None
+                        else None
+                    )
+                    n = ol.emit_openlineage(ledger, start, stop, client=client, namespace=namespace)
+                    err.print(f"{n} OpenLineage event(s) sent")
+                    return
+                lines = list(ol.openlineage_json_lines(ledger, start, stop, namespace=namespace))
+            text = "".join(line + "\n" for line in lines)
+            if output is None:
+                sys.stdout.write(text)
+            else:
+                try:
+                    write_atomic(output, text.encode("utf-8"), mode=0o644)
+                except OSError as exc:
+                    raise InputError(f"{output}: cannot write: {exc.strerror}") from exc
+                err.print(f"{len(lines)} OpenLineage event(s) written to {output}")
 
     @snapshot_app.command("commit")
     def snapshot_commit(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
     from prov_core.ledger.base import Ledger
     from prov_core.lineage_index import LineageIndex
+    from prov_core.sample_store import SampleStore
     from prov_core.signing import Ed25519Signer
     from prov_core.snapshots.local import LocalStore
     from prov_core.trust import TrustStore
@@ -95,6 +96,12 @@ class Home:
         from prov_core.content_index import ContentIndex
 
         return ContentIndex(self.index_path)
+
+    def open_samples(self) -> SampleStore:
+        """The store of ingests' sorted sample ids (``samples/``, see prov_core.sample_store)."""
+        from prov_core.sample_store import SAMPLES_DIR, SampleStore
+
+        return SampleStore(self.path / SAMPLES_DIR)
 
     def open_lineage_index(self) -> LineageIndex:
         """Open (creating if needed) the lineage index of this home (not caught up)."""

@@ -363,6 +363,12 @@ class Lineage:
         nodes, edges = self.index.subgraph(seeds, down=True)
         return Graph(shown, "down", tuple(seeds), nodes, tuple(edges))
 
+    def downstream_of_records(self, seeds: Sequence[int], label: str) -> Graph:
+        """downstream_of_records walks down from the given records (e.g. those holding a sample)."""
+        self.catch_up()
+        nodes, edges = self.index.subgraph(list(seeds), down=True)
+        return Graph(label, "down", tuple(seeds), nodes, tuple(edges))
+
     def models(
         self,
         *,

@@ -23,7 +23,7 @@ its signature checked against the trust store first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from prov_core.signing import KeyPolicy
     from prov_core.snapshots.base import SnapshotStore
 
-__all__ = ["SampleEvidence", "SnapshotSampleAnswer", "file_sample_id", "prove_in_snapshot"]
+__all__ = [
+    "SampleEvidence",
+    "SampleHolders",
+    "SnapshotSampleAnswer",
+    "file_sample_id",
+    "prove_in_snapshot",
+    "records_holding",
+]
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,80 @@ class _RowSets:
         except IntegrityError as exc:
             return f"ingest {log_index}: stored sample set refused: {exc}", {}
         return rows, manifest
+
+
+@dataclass
+class SampleHolders:
+    """SampleHolders are the records whose signed sample sets contain a sample, with proofs."""
+
+    sample_id: str
+    evidence: list[SampleEvidence] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[int]:
+        return sorted({e.record for e in self.evidence if e.member})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample": self.sample_id,
+            "records": self.records,
+            "evidence": [e.to_dict() for e in self.evidence if e.member],
+            "unchecked": list(self.unchecked),
+        }
+
+
+def records_holding(
+    sample_id: str,
+    *,
+    ledger: Ledger,
+    ingests: Sequence[int],
+    snapshots: Sequence[int],
+    trust: KeyPolicy,
+    samples: SampleStore,
+) -> SampleHolders:
+    """records_holding finds the ingest and snapshot records whose signed sets contain a sample.
+
+    ``ingests`` and ``snapshots`` are the log indices to look in (the lineage
+    index lists them). An ingest's set is read from ``samples`` (checked
+    against its signed root); one not kept here is listed as *unchecked*. A
+    snapshot's file set is rebuilt from its signed objects. Records that do
+    not verify against ``trust`` are listed as unchecked, never used.
+    """
+    from prov_core._samples import _as_id
+    from prov_core.signing import Envelope, verify_envelope
+    from prov_core.snapshot_record import parse_snapshot_record
+
+    sid = _as_id(sample_id)
+    found = SampleHolders(sid.hex())
+    for n in ingests:
+        try:
+            leaf = ledger.entry(n)
+            _, statement = decode_entry(leaf)
+            summary = (statement.get("predicate") or {}).get("samples") or {}
+            root, encoding = str(summary["root"]), str(summary["leafEncoding"])
+            verify_envelope(Envelope.parse(leaf), trust, predicate_type=INGEST_V1)
+            held = samples.get(root, encoding, int(summary["count"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            found.unchecked.append(f"ingest {n}: no usable samples summary ({exc})")
+            continue
+        except ProvgateError as exc:
+            found.unchecked.append(f"ingest {n}: {exc}")
+            continue
+        if sid in held:
+            found.evidence.append(_checked(f"ingest {n}", n, prove_sample(held, sid), held))
+    for n in snapshots:
+        try:
+            leaf = ledger.entry(n)
+            record = parse_snapshot_record(n, leaf)
+            verify_envelope(Envelope.parse(leaf), trust, predicate_type=SNAPSHOT_V1)
+        except ProvgateError as exc:
+            found.unchecked.append(f"snapshot {n}: {exc}")
+            continue
+        files = SampleSet.of_files(o.blake3 for o in record.objects)
+        if record.statement.predicate.get("samples") == files.summary() and sid in files:
+            found.evidence.append(_checked(f"snapshot {n}", n, prove_sample(files, sid), files))
+    return found
 
 
 def file_sample_id(blake3_hex: str) -> str:
