@@ -21,7 +21,8 @@ Every failure provgate reports is a :class:`ProvgateError`. The tree::
         ├── ProofError             an inclusion or consistency proof fails
         ├── LedgerIntegrityError   the stored log disagrees with its checkpoints
         ├── IntegrityError         stored content differs from its signed digest
-        └── GateRefused            the training gate refused (every reason attached)
+        ├── GateRefused            the training gate refused (every reason attached)
+        └── InferenceBlocked       an answer was blocked before it was returned
 
 Lower-layer exceptions (``OSError``, ``sqlite3.Error``, ``ValueError`` from
 parsers, ``cryptography`` errors) are mapped to the most specific class here
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "FormatError",
     "GateRefused",
+    "InferenceBlocked",
     "InputError",
     "IntegrityError",
     "KeyStoreError",
@@ -142,6 +144,22 @@ class GateRefused(VerificationError):
 
     ``decision`` is the gate's :class:`~prov_core.gate.GateDecision` when the
     gate raised it (codes, inputs, rule ids and the VSA's log index).
+    """
+
+    def __init__(
+        self, message: str, *, reasons: tuple[str, ...] = (), decision: object | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+        self.decision = decision
+
+
+class InferenceBlocked(VerificationError):
+    """An answer was blocked before it was returned; ``reasons`` lists every reason.
+
+    ``decision`` is the :class:`~prov_core.inference.InferenceDecision`: the
+    facts, the failed rules and the attestation of the recorded block
+    (``None`` when even the block could not be recorded).
     """
 
     def __init__(

@@ -44,6 +44,14 @@ The activation (:func:`activation`; ``docs/policies.md`` has the full table)::
     keys     map(string, string)   trust store: keyid -> "active" | "retired" | "revoked"
     inputs   list(map)             one per declared input (InputFacts)
 
+An inference activation (:func:`inference_activation`, built by
+:mod:`prov_core.inference`) has the same four variables -- ``inputs`` holds
+one entry per retrieved chunk, so the training rules (pinned, signed ingest,
+licenses, banned sources) judge what an answer drew on unchanged -- plus::
+
+    model    map                   the model and its training gate (ModelFacts)
+    chunks   list(map)             the retrieved chunks, in rank order (ChunkFacts)
+
 Choice of CEL library (measured; ``docs/policies.md`` has the table).
 Two maintained libraries were candidates: ``cel-python`` 0.5.0 (pure Python,
 Lark parser, cloud-custodian) and ``common-expression-language`` 0.10.0 (a
@@ -87,20 +95,26 @@ from prov_core.errors import InputError, LicenseError, PolicyError
 
 __all__ = [
     "APPLIES_TO",
+    "DEFAULT_INFERENCE_POLICY_TOML",
     "DEFAULT_POLICY_TOML",
+    "GATE_RESULTS",
+    "INFERENCE_RULES_TOML",
     "KEY_STATUSES",
     "POLICY_VERSION",
     "AllOf",
     "AppliesTo",
     "CelRule",
+    "ChunkFacts",
     "IngestFacts",
     "InputFacts",
+    "ModelFacts",
     "Policy",
     "Purpose",
     "Rule",
     "RuleResult",
     "StepFacts",
     "activation",
+    "inference_activation",
     "reference_activation",
 ]
 
@@ -308,6 +322,127 @@ def activation(
         "keys": dict(keys),
         "inputs": [i.to_cel() for i in inputs],
     }
+
+
+#: Values of ``model.gate``: the training gate's verdict on the model, or none found.
+GATE_RESULTS: Final[tuple[str, ...]] = ("PASSED", "FAILED", "none")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The model an answer came from and the training gate behind it, as a rule sees it.
+
+    Built by :mod:`prov_core.inference` from the model's training attestation:
+    ``training_verified`` is true when that record was found at its log index
+    with its envelope SHA-256 and its signature verified; ``gate`` is the
+    ``verificationResult`` of the gate decision (SLSA VSA) it links to, or
+    ``"none"`` when there is none; ``gate_verified`` is true when that VSA
+    verified and was signed by the gate (``verifier.id``).
+    """
+
+    digest: str
+    gate: str = "none"
+    gate_verified: bool = False
+    training_verified: bool = False
+    name: str | None = None
+    uri: str | None = None
+    training_log_index: int | None = None
+    gate_log_index: int | None = None
+    gate_policy_digest: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate not in GATE_RESULTS:
+            raise InputError(f"model gate {self.gate!r} is not one of {', '.join(GATE_RESULTS)}")
+
+    def to_cel(self) -> dict[str, Any]:
+        """The map a rule sees."""
+        return {
+            "digest": self.digest,
+            "name": self.name,
+            "uri": self.uri,
+            "training_verified": self.training_verified,
+            "training_log_index": self.training_log_index,
+            "gate": self.gate,
+            "gate_verified": self.gate_verified,
+            "gate_log_index": self.gate_log_index,
+            "gate_policy_digest": self.gate_policy_digest,
+        }
+
+
+@dataclass(frozen=True)
+class ChunkFacts:
+    """One retrieved chunk an answer relied on, traced to its snapshot and ingest records.
+
+    ``digest`` is the chunk's BLAKE3 (hex); ``uri`` the snapshot object it
+    came from (``SCHEME://REPO/COMMIT/PATH``); ``pinned`` true when the ref is
+    a commit id; ``snapshot_verified`` true when the commit's signed snapshot
+    record was found and verified; ``covered`` true when the object is in that
+    record and a verified ingest record stands behind it (directly or through
+    verified transform steps). ``ingests`` and ``steps`` are as for an input;
+    a rule sees them in ``inputs`` (``inputs[i]`` is ``chunks[i]``), not in
+    ``chunks``: converting them twice for the CEL engine would double the
+    largest cost of an inference decision.
+    """
+
+    digest: str
+    rank: int
+    uri: str
+    repository: str
+    commit: str
+    pinned: bool
+    snapshot_verified: bool
+    covered: bool
+    path: str | None = None
+    id: str | None = None
+    score: float | None = None
+    ingests: tuple[IngestFacts, ...] = ()
+    steps: tuple[StepFacts, ...] = ()
+
+    def to_cel(self) -> dict[str, Any]:
+        """The map a rule sees."""
+        return {
+            "id": self.id,
+            "digest": self.digest,
+            "rank": self.rank,
+            "score": None if self.score is None else float(self.score),
+            "uri": self.uri,
+            "repository": self.repository,
+            "commit": self.commit,
+            "path": self.path,
+            "pinned": self.pinned,
+            "snapshot_verified": self.snapshot_verified,
+            "covered": self.covered,
+        }
+
+    def as_input(self) -> InputFacts:
+        """The chunk as an input, so the rules written for training judge it too."""
+        return InputFacts(
+            uri=self.uri,
+            store="local" if self.uri.startswith("provgate:") else "lakefs",
+            repository=self.repository,
+            ref=self.commit,
+            commit=self.commit if self.snapshot_verified else None,
+            pinned=self.pinned,
+            objects=1,
+            uncovered=() if self.covered else (self.path or self.uri,),
+            ingests=self.ingests,
+            steps=self.steps,
+        )
+
+
+def inference_activation(
+    model: ModelFacts,
+    chunks: Sequence[ChunkFacts],
+    *,
+    now: datetime,
+    keys: Mapping[str, str],
+) -> dict[str, Any]:
+    """The activation of an inference decision: :func:`activation` of the chunks as inputs,
+    with ``purpose`` ``"inference"``, plus ``model`` and ``chunks``."""
+    out = activation([c.as_input() for c in chunks], now=now, keys=keys, purpose="inference")
+    out["model"] = model.to_cel()
+    out["chunks"] = [c.to_cel() for c in chunks]
+    return out
 
 
 def _aware(when: datetime, what: str) -> datetime:
@@ -544,6 +679,24 @@ def _runtime_error(exc: Exception) -> str:
 
 _REF_NOW: Final = datetime(2025, 6, 1, tzinfo=UTC)
 _REF_KEY: Final = "a050837d85070582ccf7394b0988847cc312cb88259b894899f6f239cf1791a5"
+_REF_INGEST: Final = IngestFacts(
+    source_uri="https://example.org/reviews.csv",
+    issuer="Example Org",
+    license="CC-BY-4.0",
+    license_url="https://creativecommons.org/licenses/by/4.0/",
+    collection_method="download",
+    retrieved_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+    origin_geography="DE",
+    confidentiality="public",
+    consent_location="https://example.org/consent",
+    intended_use="sentiment classifier training",
+    data_format="text/csv",
+    collector="alice@worker-1",
+    signer_keyid=_REF_KEY,
+    key_status="active",
+    verified=True,
+    log_index=0,
+)
 
 
 def reference_activation() -> dict[str, Any]:
@@ -552,7 +705,7 @@ def reference_activation() -> dict[str, Any]:
     Each rule must return a bool on it without error, or its policy does not
     load; ``docs/policies.md`` shows it.
     """
-    return activation(
+    ref = activation(
         [
             InputFacts(
                 uri="provgate://reviews/" + "c" * 64 + "/train",
@@ -563,26 +716,7 @@ def reference_activation() -> dict[str, Any]:
                 pinned=True,
                 objects=2,
                 uncovered=("train/extra.csv",),
-                ingests=(
-                    IngestFacts(
-                        source_uri="https://example.org/reviews.csv",
-                        issuer="Example Org",
-                        license="CC-BY-4.0",
-                        license_url="https://creativecommons.org/licenses/by/4.0/",
-                        collection_method="download",
-                        retrieved_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
-                        origin_geography="DE",
-                        confidentiality="public",
-                        consent_location="https://example.org/consent",
-                        intended_use="sentiment classifier training",
-                        data_format="text/csv",
-                        collector="alice@worker-1",
-                        signer_keyid=_REF_KEY,
-                        key_status="active",
-                        verified=True,
-                        log_index=0,
-                    ),
-                ),
+                ingests=(_REF_INGEST,),
                 steps=(
                     StepFacts(
                         name="clean",
@@ -597,6 +731,40 @@ def reference_activation() -> dict[str, Any]:
         now=_REF_NOW,
         keys={_REF_KEY: "active"},
     )
+    # What inference rules see beyond that (rules naming them should say
+    # applies_to = "inference": a training activation has neither).
+    ref["model"] = _REF_MODEL.to_cel()
+    ref["chunks"] = [_REF_CHUNK.to_cel()]
+    return ref
+
+
+_REF_MODEL: Final = ModelFacts(
+    digest="4" * 64,
+    name="sentiment",
+    uri="file:///models/sentiment.safetensors",
+    gate="PASSED",
+    gate_verified=True,
+    training_verified=True,
+    training_log_index=3,
+    gate_log_index=2,
+    gate_policy_digest="5" * 64,
+)
+
+
+_REF_CHUNK: Final = ChunkFacts(
+    id="reviews.csv#0",
+    digest="1" * 64,
+    rank=0,
+    score=0.87,
+    uri="provgate://reviews/" + "c" * 64 + "/train/reviews.csv",
+    repository="reviews",
+    commit="c" * 64,
+    path="train/reviews.csv",
+    pinned=True,
+    snapshot_verified=True,
+    covered=True,
+    ingests=(_REF_INGEST,),
+)
 
 
 # --------------------------------------------------------------------------
@@ -638,6 +806,27 @@ inputs.all(i, i.ingests.all(r, r.key_status != "revoked")
            && i.steps.all(s, s.key_status != "revoked"))
 '''
 """
+
+
+#: The rules only an inference decision has (``model``, ``chunks``).
+INFERENCE_RULES_TOML: Final = """
+[[rule]]
+id = "model-gate-passed"
+message = "the model must link to a verified training record whose training gate PASSED"
+expr = 'model.training_verified && model.gate == "PASSED" && model.gate_verified'
+applies_to = "inference"
+
+[[rule]]
+id = "chunks-traced"
+message = "every retrieved chunk must be an object of a verified snapshot record, \
+with verified ingest records behind it"
+expr = 'chunks.all(c, c.pinned && c.snapshot_verified && c.covered)'
+applies_to = "inference"
+"""
+
+#: The built-in inference policy: the default policy (each retrieved chunk is
+#: an input) and :data:`INFERENCE_RULES_TOML`.
+DEFAULT_INFERENCE_POLICY_TOML: Final = DEFAULT_POLICY_TOML + INFERENCE_RULES_TOML
 
 
 @dataclass(frozen=True)
@@ -685,6 +874,11 @@ class Policy:
         """The built-in policy (:data:`DEFAULT_POLICY_TOML`)."""
         return _default()
 
+    @classmethod
+    def default_inference(cls) -> Policy:
+        """The built-in inference policy (:data:`DEFAULT_INFERENCE_POLICY_TOML`)."""
+        return _default_inference()
+
     def evaluate(self, activation: Mapping[str, Any]) -> list[RuleResult]:
         """Evaluate every applicable rule (never stopping at a failure)."""
         context = _context(activation)
@@ -705,6 +899,11 @@ class Policy:
 @lru_cache(maxsize=1)
 def _default() -> Policy:
     return Policy.from_toml(DEFAULT_POLICY_TOML, source="<default policy>")
+
+
+@lru_cache(maxsize=1)
+def _default_inference() -> Policy:
+    return Policy.from_toml(DEFAULT_INFERENCE_POLICY_TOML, source="<default inference policy>")
 
 
 def _parse(doc: Mapping[str, Any], source: str) -> tuple[CelRule, ...]:

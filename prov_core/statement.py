@@ -40,6 +40,7 @@ they do not know, so minor versions may add fields).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -719,11 +720,20 @@ class RetrievedChunk:
     chunk_id: str | None = None
     ingest_record: ResourceDescriptor | None = None
     snapshot_record: ResourceDescriptor | None = None
+    rank: int | None = None
+    score: float | None = None
+    ingest_records: Sequence[ResourceDescriptor] = ()
 
     def __post_init__(self) -> None:
         _need_digest_set(self.digest, "chunk digest")
         _need(self.repository, "chunk repository")
         _need(self.commit_id, "chunk commit id")
+        if self.rank is not None and (type(self.rank) is not int or self.rank < 0):
+            raise InputError(f"chunk rank must be a non-negative integer, got {self.rank!r}")
+        if self.score is not None and (
+            type(self.score) not in (int, float) or not math.isfinite(self.score)
+        ):
+            raise InputError(f"chunk score must be a finite number, got {self.score!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The chunk object."""
@@ -737,6 +747,12 @@ class RetrievedChunk:
             d["ingestRecord"] = self.ingest_record.to_dict()
         if self.snapshot_record is not None:
             d["snapshotRecord"] = self.snapshot_record.to_dict()
+        if self.rank is not None:
+            d["rank"] = self.rank
+        if self.score is not None:
+            d["score"] = self.score
+        if self.ingest_records:
+            d["ingestRecords"] = [r.to_dict() for r in self.ingest_records]
         return d
 
 
@@ -747,14 +763,21 @@ class PolicyDecision:
     allowed: bool
     policies: Sequence[str] = ()
     reasons: Sequence[str] = ()
+    policy: ResourceDescriptor | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"decision": "allow"|"block", "policies": [...], "reasons": [...]}``."""
-        return {
+        """``{"decision": "allow"|"block", "policies": [...], "reasons": [...]}``.
+
+        ``policy`` (the policy's descriptor: source and digest) is added when given.
+        """
+        d: dict[str, Any] = {
             "decision": "allow" if self.allowed else "block",
             "policies": list(self.policies),
             "reasons": list(self.reasons),
         }
+        if self.policy is not None:
+            d["policy"] = self.policy.to_dict()
+        return d
 
 
 @dataclass(frozen=True)
@@ -774,6 +797,7 @@ class InferencePredicate:
     invocation_id: str | None = None
     answered_at: datetime | str | None = None
     prompt_text: str | None = None
+    gate_decision: ResourceDescriptor | None = None
 
     predicate_type: ClassVar[str] = INFERENCE_V1
 
@@ -788,6 +812,8 @@ class InferencePredicate:
         model = self.model.to_dict()
         if self.training_attestation is not None:
             model["trainingAttestation"] = self.training_attestation.to_dict()
+        if self.gate_decision is not None:
+            model["gateDecision"] = self.gate_decision.to_dict()
         prompt: dict[str, Any] = {"digest": dict(self.prompt_digest)}
         if self.prompt_text is not None:
             prompt["text"] = self.prompt_text
@@ -931,6 +957,11 @@ def _time(value: Any, path: str) -> None:
 def _count(value: Any, path: str) -> None:
     if type(value) is not int or value < 0:
         raise _fail(path, "expected a non-negative integer")
+
+
+def _number(value: Any, path: str) -> None:
+    if type(value) not in (int, float):
+        raise _fail(path, f"expected a number, got {_type_name(value)}")
 
 
 def _any_object(value: Any, path: str) -> None:
@@ -1136,7 +1167,12 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
         {
             "model": _object(
                 {"digest": _digest_set},
-                {"name": _string, "uri": _string, "trainingAttestation": _RESOURCE},
+                {
+                    "name": _string,
+                    "uri": _string,
+                    "trainingAttestation": _RESOURCE,
+                    "gateDecision": _RESOURCE,
+                },
             ),
             "prompt": _object({"digest": _digest_set}, {"text": _string}),
             "retrieved": _array(
@@ -1147,7 +1183,14 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
                             {"repository": _nonempty, "commitId": _nonempty}, {"path": _string}
                         ),
                     },
-                    {"id": _string, "ingestRecord": _RESOURCE, "snapshotRecord": _RESOURCE},
+                    {
+                        "id": _string,
+                        "ingestRecord": _RESOURCE,
+                        "snapshotRecord": _RESOURCE,
+                        "rank": _count,
+                        "score": _number,
+                        "ingestRecords": _array(_RESOURCE),
+                    },
                 )
             ),
             "answer": _object({"digest": _digest_set}),
@@ -1156,7 +1199,8 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
                     "decision": _enum("allow", "block"),
                     "policies": _array(_string),
                     "reasons": _array(_string),
-                }
+                },
+                {"policy": _RESOURCE},
             ),
         },
         {"invocationId": _string, "answeredAt": _time},
