@@ -29,7 +29,7 @@ the gate allows. For every input, in this order, every reason is collected
    root, or as its one file sample). A transform step (SLSA Provenance)
    covers it if it verifies, its signed outputs name the object's BLAKE3,
    and *every* one of its inputs leads, recursively, to verified ingest
-   records (see :class:`_Lineage`: attestation inputs by log index and
+   records (see :class:`~prov_core.custody.CustodyWalk`: attestation inputs by log index and
    envelope SHA-256, artifact inputs by BLAKE3 through the content index; at
    most :data:`MAX_STEP_DEPTH` steps, cycle-safe). An input that leads
    nowhere is a ``step-input`` reason naming the step's log index. Objects
@@ -84,12 +84,22 @@ import functools
 import hashlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
+from prov_core.custody import (
+    MAX_NAMED_OBJECTS,
+    MAX_STEP_DEPTH,
+    CustodyWalk,
+    InputState,
+    Reason,
+    derived_from,
+    kind_name,
+    signature_code,
+)
 from prov_core.errors import (
     FormatError,
     GateRefused,
@@ -98,18 +108,13 @@ from prov_core.errors import (
     LedgerError,
     NotFoundError,
     ProvgateError,
-    RevokedKeyError,
-    SignatureError,
     StoreError,
-    UntrustedKeyError,
     VerificationError,
 )
-from prov_core.policy import IngestFacts, InputFacts, Policy, StepFacts, activation
+from prov_core.policy import InputFacts, Policy, activation
 from prov_core.snapshots.base import SnapshotStore, SnapshotURI
 from prov_core.statement import (
     DSSE_MEDIA_TYPE,
-    INGEST_V1,
-    SLSA_PROVENANCE_V1,
     SNAPSHOT_V1,
     ResourceDescriptor,
     Statement,
@@ -123,8 +128,7 @@ if TYPE_CHECKING:
     from prov_core.home import Home
     from prov_core.ledger.base import Ledger
     from prov_core.sample_store import SampleStore
-    from prov_core.signing import Envelope, KeyPolicy, Signer
-    from prov_core.snapshot_record import SnapshotRecord
+    from prov_core.signing import KeyPolicy, Signer
     from prov_core.trust import TrustStore
 
 __all__ = [
@@ -135,6 +139,7 @@ __all__ = [
     "Reason",
     "evaluate_gate",
     "gated",
+    "policy_uri",
     "require",
 ]
 
@@ -142,12 +147,8 @@ VERIFIER_ID: Final = "https://provgate.dev/gate"
 """VERIFIER_ID is the ``verifier.id`` of the gate's VSA statements."""
 CUSTODY_LEVEL: Final = "PROVGATE_CUSTODY_VERIFIED"
 """CUSTODY_LEVEL is the ``verifiedLevels`` entry of a PASSED decision (not an SLSA level)."""
-MAX_NAMED_OBJECTS: Final = 100
-"""MAX_NAMED_OBJECTS bounds the per-object reasons of one kind per input (then one summary)."""
 MAX_RECORDED_REASONS: Final = 1000
 """MAX_RECORDED_REASONS bounds the reasons copied into the VSA record."""
-MAX_STEP_DEPTH: Final = 64
-"""MAX_STEP_DEPTH bounds how many transform steps the gate walks from a snapshot to ingest."""
 
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
@@ -155,35 +156,6 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 StoreOpener = Callable[[SnapshotURI], SnapshotStore]
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Reason is one thing that refuses the gate: a ``code``, the input it is about, a message.
-
-    ``input`` is the URI as the caller wrote it (``None`` for reasons about
-    the whole decision: policy rules, the ledger); ``rule_id`` is the policy
-    rule that failed, for ``code == "policy"``.
-    """
-
-    code: str
-    input: str | None
-    message: str
-    rule_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"code", "input", "rule", "message"}`` (the CLI's JSON form)."""
-        return {
-            "code": self.code,
-            "input": self.input,
-            "rule": self.rule_id,
-            "message": self.message,
-        }
-
-    def __str__(self) -> str:
-        where = f"{self.input}: " if self.input else ""
-        rule = f" [{self.rule_id}]" if self.rule_id else ""
-        return f"{self.code}{rule}: {where}{self.message}"
 
 
 @dataclass(frozen=True)
@@ -204,36 +176,6 @@ class GateDecision:
             "vsa_log_index": None if self.vsa is None else self.vsa.log_index,
             "policy_digest": self.policy_digest,
         }
-
-
-@dataclass
-class _Input:
-    """What the gate established about one input (mutable while it is being judged)."""
-
-    text: str
-    uri: SnapshotURI
-    store_kind: str = ""
-    commit: str | None = None
-    record: SnapshotRecord | None = None
-    objects: int = 0
-    uncovered: list[str] = field(default_factory=list)
-    ingests: list[IngestFacts] = field(default_factory=list)
-    steps: list[StepFacts] = field(default_factory=list)
-    attestations: dict[int, str] = field(default_factory=dict)  # log index -> envelope sha256
-
-    def facts(self) -> InputFacts:
-        return InputFacts(
-            uri=self.text,
-            store=self.store_kind or ("local" if self.uri.scheme == "provgate" else "lakefs"),
-            repository=self.uri.repository,
-            ref=self.uri.ref,
-            commit=self.commit,
-            pinned=self.uri.pinned and self.commit == self.uri.ref,
-            objects=self.objects,
-            uncovered=tuple(self.uncovered),
-            ingests=tuple(self.ingests),
-            steps=tuple(self.steps),
-        )
 
 
 def _parse_inputs(inputs: Sequence[str | SnapshotURI]) -> list[tuple[str, SnapshotURI]]:
@@ -311,7 +253,7 @@ def evaluate_gate(
         raise InputError(f"now must be a timezone-aware datetime, got {when!r}")
     policy = Policy.default() if policy is None else policy
     reasons: list[Reason] = []
-    states = [_Input(text, uri) for text, uri in parsed]
+    states = [InputState(text, uri) for text, uri in parsed]
     with ExitStack() as stack:
         # The trust store, the ledger and the content index: a failure to open
         # one is a reason, and the checks that need it are skipped.
@@ -443,7 +385,7 @@ def _unreachable(what: str, exc: BaseException) -> str:
 
 
 def _judge(
-    state: _Input,
+    state: InputState,
     stores: _Stores,
     ledger: Ledger,
     trust: KeyPolicy,
@@ -481,7 +423,7 @@ def _judge(
 
 
 def _judge_input(
-    state: _Input,
+    state: InputState,
     stores: _Stores,
     *,
     ledger: Ledger,
@@ -519,9 +461,7 @@ def _judge_input(
     try:
         verify_envelope(Envelope.parse(rec.leaf), trust, predicate_type=SNAPSHOT_V1)
     except VerificationError as exc:
-        reasons.append(
-            Reason(_signature_code(exc), text, f"snapshot record {rec.log_index}: {exc}")
-        )
+        reasons.append(Reason(signature_code(exc), text, f"snapshot record {rec.log_index}: {exc}"))
         return
     state.record = rec
     # 3. Content against the signed manifest.
@@ -555,8 +495,8 @@ def _judge_input(
         reasons.append(Reason("empty-input", text, f"the snapshot has no object under {prefix!r}"))
     # 4. Lineage: the records the signed record names for each object, walked
     # through transform steps back to ingest records.
-    derived = _derived_from(rec)
-    lineage = _Lineage(state, ledger, trust, index, reasons, samples=samples)
+    derived = derived_from(rec)
+    lineage = CustodyWalk(state, ledger, trust, index, reasons, samples=samples)
     uncovered = list(unrecorded)
     for obj in selected:
         covered = False
@@ -575,7 +515,7 @@ def _judge_input(
                     Reason(
                         "coverage-mismatch",
                         text,
-                        f"{obj.path}: {_kind_name(node.kind)} record {log_index} cannot cover "
+                        f"{obj.path}: {kind_name(node.kind)} record {log_index} cannot cover "
                         f"it: {claim}",
                     )
                 )
@@ -619,431 +559,6 @@ def _named(code: str, text: str, paths: Sequence[str], what: str) -> list[Reason
     return out
 
 
-def _derived_from(rec: SnapshotRecord) -> dict[int, str]:
-    """_derived_from maps log index -> envelope sha256 from the signed ``derivedFrom``."""
-    out: dict[int, str] = {}
-    raw = rec.statement.predicate.get("derivedFrom")
-    for d in raw if isinstance(raw, list) else []:
-        if not isinstance(d, dict):
-            continue
-        annotations = d.get("annotations")
-        digest = d.get("digest")
-        if isinstance(annotations, dict) and isinstance(digest, dict):
-            i, sha = annotations.get("logIndex"), digest.get("sha256")
-            if type(i) is int and isinstance(sha, str):
-                out[i] = sha
-    return out
-
-
-def _signature_code(exc: VerificationError) -> str:
-    if isinstance(exc, RevokedKeyError):
-        return "revoked-key"
-    if isinstance(exc, UntrustedKeyError):
-        return "untrusted-key"
-    if isinstance(exc, SignatureError):
-        return "bad-signature"
-    return "bad-signature"
-
-
-@dataclass(frozen=True)
-class _Node:
-    """_Node is the gate's verdict on one record of the lineage.
-
-    ``ok``: an ingest record that verifies, or a transform step (or a
-    snapshot a step read) that verifies and whose every input (object) leads
-    to such ingest records. ``kind`` is the record's predicate type (``""``
-    when it could not be read).
-    """
-
-    log_index: int
-    ok: bool
-    kind: str
-    predicate: Mapping[str, Any] | None = None
-
-
-class _Lineage:
-    """_Lineage walks the records behind one input, judging each record once.
-
-    From a snapshot object's records, an ingest record ends the walk; a
-    transform step (SLSA Provenance) continues through its
-    ``resolvedDependencies``: an attestation input by its log index (the
-    entry must hash to the descriptor's sha256), an artifact input by its
-    BLAKE3 through the content index (each covering entry must hash to the
-    index row's envelope sha256, and its signed content must name that
-    BLAKE3). A snapshot record a step read (an attestation input) leads to
-    ingest records when each of its signed objects does, through the records
-    it names. At most :data:`MAX_STEP_DEPTH` steps deep; a record met again on
-    the path being walked (a cycle through content digests) does not count.
-    Ledger failures raise (the caller turns them into a refusal).
-    """
-
-    def __init__(
-        self,
-        state: _Input,
-        ledger: Ledger,
-        trust: KeyPolicy,
-        index: ContentIndex,
-        reasons: list[Reason],
-        *,
-        samples: SampleStore | None = None,
-    ) -> None:
-        self.state = state
-        self.samples = samples
-        self.ledger = ledger
-        self.trust = trust
-        self.index = index
-        self.reasons = reasons
-        self._nodes: dict[int, _Node] = {}
-        self._leaves: dict[int, bytes] = {}
-        self._active: set[int] = set()
-        self._mismatched: set[tuple[int, str | None]] = set()
-
-    def _reason(self, code: str, message: str) -> None:
-        self.reasons.append(Reason(code, self.state.text, message))
-
-    def record(self, log_index: int, expected_sha256: str | None, *, depth: int, via: str) -> _Node:
-        """record judges log entry ``log_index``, which ``via`` names by ``expected_sha256``."""
-        if log_index not in self._leaves:
-            self._leaves[log_index] = self.ledger.entry(log_index)
-        sha = hashlib.sha256(self._leaves[log_index]).hexdigest()
-        self.state.attestations[log_index] = sha
-        if expected_sha256 is None or sha != expected_sha256:
-            if (log_index, expected_sha256) not in self._mismatched:
-                self._mismatched.add((log_index, expected_sha256))
-                self._reason(
-                    "record-mismatch",
-                    f"log entry {log_index} is not the record {via} (envelope sha256 {sha}, "
-                    f"signed {expected_sha256})",
-                )
-            return _Node(log_index, False, "")
-        done = self._nodes.get(log_index)
-        if done is not None:
-            return done
-        if log_index in self._active:  # a cycle: this path reaches nothing new
-            # (a record judged while an ancestor was active keeps its verdict even
-            # if another path would have reached ingest: conservative, fails closed)
-            return _Node(log_index, False, "")
-        if depth > MAX_STEP_DEPTH:
-            self._reason(
-                "lineage-too-deep",
-                f"record {log_index} is more than {MAX_STEP_DEPTH} transform steps away from "
-                "the snapshot; the gate does not walk further",
-            )
-            return _Node(log_index, False, "")
-        self._active.add(log_index)
-        try:
-            node = self._judge(log_index, depth)
-        finally:
-            self._active.discard(log_index)
-        self._nodes[log_index] = node
-        return node
-
-    def _judge(self, log_index: int, depth: int) -> _Node:
-        from prov_core.signing import Envelope, verify_envelope
-
-        leaf = self._leaves[log_index]
-        try:
-            envelope: Envelope = Envelope.parse(leaf)
-            statement = Statement.parse(envelope.payload)
-        except ProvgateError as exc:
-            self._reason("malformed-record", f"log entry {log_index}: {exc}")
-            return _Node(log_index, False, "")
-        kind = statement.predicate_type
-        predicate = statement.predicate
-        keyid = envelope.signatures[0].keyid if envelope.signatures else ""
-        status = _key_status(self.trust, keyid)
-        verified = True
-        try:
-            verify_envelope(envelope, self.trust, predicate_type=kind)
-        except VerificationError as exc:
-            verified = False
-            self._reason(_signature_code(exc), f"{_kind_name(kind)} record {log_index}: {exc}")
-        if kind == INGEST_V1:
-            try:
-                facts = IngestFacts.from_predicate(
-                    predicate,
-                    signer_keyid=keyid,
-                    key_status=status,
-                    verified=verified,
-                    log_index=log_index,
-                )
-            except InputError as exc:
-                self._reason("malformed-record", f"ingest record {log_index}: {exc}")
-                return _Node(log_index, False, kind)
-            self.state.ingests.append(facts)
-            return _Node(log_index, verified, kind, predicate)
-        name = _step_name(statement, log_index)
-        self.state.steps.append(
-            StepFacts(
-                name=name,
-                signer_keyid=keyid,
-                key_status=status,
-                verified=verified,
-                log_index=log_index,
-                predicate_type=kind,
-            )
-        )
-        if kind not in (SLSA_PROVENANCE_V1, SNAPSHOT_V1):
-            self._reason(
-                "unsupported-record",
-                f"record {log_index} is a {kind} record; only ingest records, transform "
-                "steps (SLSA Provenance) and the snapshots they read can stand behind data",
-            )
-            return _Node(log_index, False, kind, predicate)
-        if not verified:
-            return _Node(log_index, False, kind, predicate)
-        if kind == SNAPSHOT_V1:
-            ok = self._snapshot_objects(log_index, leaf, depth)
-        else:
-            ok = self._step_inputs(log_index, name, predicate, depth)
-        return _Node(log_index, ok, kind, predicate)
-
-    def _snapshot_objects(self, log_index: int, leaf: bytes, depth: int) -> bool:
-        """_snapshot_objects: a snapshot a step read leads to ingest if each of its objects does."""
-        from prov_core.snapshot_record import parse_snapshot_record
-
-        try:
-            rec = parse_snapshot_record(log_index, leaf)
-        except ProvgateError as exc:
-            self._reason("malformed-record", f"snapshot record {log_index}: {exc}")
-            return False
-        derived = _derived_from(rec)
-        bare: list[str] = []
-        for obj in rec.objects:
-            covered = False
-            for i in obj.records:
-                node = self.record(
-                    i,
-                    derived.get(i),
-                    depth=depth + 1,
-                    via=f"snapshot record {log_index} derives from",
-                )
-                if node.ok and self.refuted(node, obj.blake3) is None:
-                    covered = True
-            if not covered:
-                bare.append(obj.path)
-        if bare or not rec.objects:
-            shown = ", ".join(bare[:MAX_NAMED_OBJECTS]) + (
-                f" and {len(bare) - MAX_NAMED_OBJECTS} more"
-                if len(bare) > MAX_NAMED_OBJECTS
-                else ""
-            )
-            self._reason(
-                "step-input",
-                f"snapshot record {log_index}, read by a transform step: "
-                + (
-                    f"no verified record leads from {shown} to ingest records"
-                    if bare
-                    else "it holds no object"
-                ),
-            )
-            return False
-        return True
-
-    def _step_inputs(
-        self, log_index: int, name: str, predicate: Mapping[str, Any], depth: int
-    ) -> bool:
-        """_step_inputs is true when every input of the step leads to verified ingest records."""
-        build = predicate.get("buildDefinition")
-        deps = build.get("resolvedDependencies") if isinstance(build, dict) else None
-        if not isinstance(deps, list) or not deps:
-            self._reason(
-                "step-input",
-                f"transform step record {log_index} ({name}) names no input, so it reaches no "
-                "ingest record",
-            )
-            return False
-        results = [self._dependency(log_index, name, d, depth) for d in deps]
-        return all(results)
-
-    def _dependency(self, step: int, name: str, dep: Any, depth: int) -> bool:
-        """_dependency follows one input of step ``step``; a reason when it leads nowhere."""
-        dep = dep if isinstance(dep, dict) else {}
-        label = dep.get("name") or dep.get("uri") or "?"
-        where = f"transform step record {step} ({name}): input {label!r}"
-        annotations = dep.get("annotations")
-        annotations = annotations if isinstance(annotations, dict) else {}
-        digest = dep.get("digest")
-        digest = digest if isinstance(digest, dict) else {}
-        attested = annotations.get("logIndex")
-        if type(attested) is int and attested >= 0:
-            sha = digest.get("sha256")
-            node = self.record(
-                attested,
-                sha if isinstance(sha, str) else None,
-                depth=depth + 1,
-                via=f"transform step record {step} names as its input {label!r}",
-            )
-            if node.ok:
-                return True
-            self._reason(
-                "step-input",
-                f"{where}: attestation {attested} does not lead to verified ingest records",
-            )
-            return False
-        b3 = annotations.get("blake3")
-        if not isinstance(b3, str) or not _HEX64.fullmatch(b3):
-            self._reason(
-                "step-input",
-                f"{where} has neither a log index nor a BLAKE3 digest, so no record can be "
-                "found for it",
-            )
-            return False
-        refs = self.index.covering([b3], ledger=self.ledger).get(b3, [])
-        if not refs:
-            self._reason(
-                "step-input",
-                f"{where}: no record covers its content (BLAKE3 {b3}); ingest it, or record "
-                "the step that wrote it, before the step that reads it",
-            )
-            return False
-        found = False
-        for ref in refs:
-            node = self.record(
-                ref.log_index,
-                ref.envelope_sha256,
-                depth=depth + 1,
-                via=f"the content index names for input {label!r} of transform step {step}",
-            )
-            if not node.ok:
-                continue
-            claim = self.refuted(node, b3)
-            if claim is not None:
-                self._reason(
-                    "coverage-mismatch",
-                    f"{where}: {_kind_name(node.kind)} record {ref.log_index} cannot cover it: "
-                    f"{claim}",
-                )
-                continue
-            found = True
-        if not found:
-            indices = ", ".join(str(r.log_index) for r in refs)
-            self._reason(
-                "step-input",
-                f"{where}: no record covering its content (BLAKE3 {b3}; records {indices}) "
-                "leads to verified ingest records",
-            )
-        return found
-
-    def refuted(self, node: _Node, blake3_hex: str) -> str | None:
-        """refuted says why ``node`` cannot cover content ``blake3_hex``, or None."""
-        if node.predicate is None:
-            return "its record cannot be read"
-        if node.kind == INGEST_V1:
-            return _coverage_refuted(node.predicate, blake3_hex) or _set_refuted(
-                node.predicate, blake3_hex, self.samples
-            )
-        if node.kind == SNAPSHOT_V1:
-            return "a snapshot record vouches for no content by itself"
-        if blake3_hex in _step_outputs(node.predicate):
-            return None
-        return f"its signed outputs do not include BLAKE3 {blake3_hex}"
-
-
-def _step_name(statement: Statement, log_index: int) -> str:
-    build = statement.predicate.get("buildDefinition")
-    external = build.get("externalParameters") if isinstance(build, dict) else None
-    step = external.get("step") if isinstance(external, dict) else None
-    if isinstance(step, str) and step:
-        return step
-    return str(statement.subjects[0].name) if statement.subjects else f"entry {log_index}"
-
-
-def _step_outputs(predicate: Mapping[str, Any]) -> set[str]:
-    """_step_outputs returns the BLAKE3 of every output a step's signed record names."""
-    run = predicate.get("runDetails")
-    byproducts = run.get("byproducts") if isinstance(run, dict) else None
-    out: set[str] = set()
-    for b in byproducts if isinstance(byproducts, list) else []:
-        annotations = b.get("annotations") if isinstance(b, dict) else None
-        b3 = annotations.get("blake3") if isinstance(annotations, dict) else None
-        if isinstance(b3, str):
-            out.add(b3)
-    return out
-
-
-def _kind_name(predicate_type: str) -> str:
-    if predicate_type == INGEST_V1:
-        return "ingest"
-    if predicate_type == SLSA_PROVENANCE_V1:
-        return "transform step"
-    return predicate_type or "unreadable"
-
-
-def _key_status(trust: KeyPolicy, keyid: str) -> str:
-    get = getattr(trust, "get", None)
-    entry = get(keyid) if callable(get) else None
-    status = getattr(entry, "status", None)
-    return status if isinstance(status, str) else "unknown"
-
-
-def _set_refuted(
-    predicate: Mapping[str, Any], blake3_hex: str, samples: SampleStore | None
-) -> str | None:
-    """_set_refuted checks a several-file ingest's claim against its signed file sample set.
-
-    Only where the sorted ids are kept (:mod:`prov_core.sample_store`) and
-    hash to the signed root; otherwise the claim stands as the snapshot's
-    signer made it.
-    """
-    from prov_core._samples import FILE_SAMPLE_ENCODING, file_id_of_digest
-
-    summary = predicate.get("samples")
-    manifest = predicate.get("manifest")
-    if (
-        samples is None
-        or not isinstance(summary, dict)
-        or summary.get("leafEncoding") != FILE_SAMPLE_ENCODING
-        or not isinstance(manifest, dict)
-        or manifest.get("files") == 1
-    ):
-        return None
-    root, count = summary.get("root"), summary.get("count")
-    if not isinstance(root, str) or not isinstance(count, int):
-        return None
-    try:
-        if not samples.has(root, FILE_SAMPLE_ENCODING):
-            return None
-        files = samples.get(root, FILE_SAMPLE_ENCODING, count)
-    except IntegrityError as exc:
-        return f"its stored sample set does not match its signed root ({exc})"
-    except ProvgateError:
-        return None
-    if file_id_of_digest(blake3_hex) in files:
-        return None
-    return (
-        f"it is an ingest of {count} files whose signed sample root {root} does not "
-        f"include BLAKE3 {blake3_hex}"
-    )
-
-
-def _coverage_refuted(predicate: Mapping[str, Any], blake3_hex: str) -> str | None:
-    """_coverage_refuted re-checks a single-file ingest's claim to cover ``blake3_hex``.
-
-    Returns why the claim is false, or ``None`` when it holds or cannot be
-    checked cheaply (an ingest of several files).
-    """
-    from prov_core._samples import FILE_SAMPLE_ENCODING, file_id_of_digest
-
-    manifest = predicate.get("manifest")
-    if not isinstance(manifest, dict) or manifest.get("files") != 1:
-        return None
-    if manifest.get("root") == blake3_hex:
-        return None
-    samples = predicate.get("samples")
-    if (
-        isinstance(samples, dict)
-        and samples.get("leafEncoding") == FILE_SAMPLE_ENCODING
-        and samples.get("count") == 1
-        and samples.get("root") == file_id_of_digest(blake3_hex).hex()
-    ):
-        return None
-    return (
-        f"it is an ingest of one file with manifest root {manifest.get('root')}, "
-        f"not this object's BLAKE3 {blake3_hex}"
-    )
-
-
 def _record(
     ledger: Ledger,
     home: Home | None,
@@ -1051,7 +566,7 @@ def _record(
     signer: Signer | None,
     origin: str | None,
     policy: Policy,
-    states: Sequence[_Input],
+    states: Sequence[InputState],
     reasons: Sequence[Reason],
     when: datetime,
 ) -> Attestation:
@@ -1084,7 +599,7 @@ def _record(
         time_verified=when,
         resource_uri=subjects[0].name,
         policy=ResourceDescriptor(
-            name="policy", uri=_policy_uri(policy), digest={"sha256": policy.digest}
+            name="policy", uri=policy_uri(policy), digest={"sha256": policy.digest}
         ),
         passed=passed,
         verified_levels=[CUSTODY_LEVEL] if passed else [],
@@ -1115,7 +630,8 @@ def _record(
     return Recorder(ledger, signer, origin=origin).record(statement)
 
 
-def _policy_uri(policy: Policy) -> str:
+def policy_uri(policy: Policy) -> str:
+    """policy_uri names a policy in a record: its file, or ``provgate:policy/NAME`` if built in."""
     source = policy.source
     if source.startswith("<"):
         return "provgate:policy/" + source.strip("<>").replace(" ", "-")

@@ -819,9 +819,9 @@ def _read_verified(ledger: Ledger, trust: _Trust, index: int, sha: str, what: st
     try:
         verify_envelope(envelope, trust, predicate_type=statement.predicate_type)
     except VerificationError as exc:
-        from prov_core.gate import _signature_code
+        from prov_core.custody import signature_code
 
-        return _Read(statement, False, keyid, _signature_code(exc), f"{what} {index}: {exc}")
+        return _Read(statement, False, keyid, signature_code(exc), f"{what} {index}: {exc}")
     return _Read(statement, True, keyid)
 
 
@@ -892,7 +892,7 @@ def _trace_chunk_or_raise(
     *,
     snapshots: dict[tuple[str, str, str], _Snapshot],
 ) -> _ChunkTrace:
-    from prov_core.gate import Reason, _Input, _kind_name, _Lineage
+    from prov_core.custody import CustodyWalk, InputState, Reason, kind_name
 
     uri = item.snapshot
     if not uri.pinned:
@@ -925,9 +925,9 @@ def _trace_chunk_or_raise(
         return _untraced(item, (f"not-in-snapshot: {missing}",), snapshot_ref, verified=True)
     obj = matches[0]
     # The records behind it, walked as the training gate walks them.
-    state = _Input(str(uri), uri)
+    state = InputState(str(uri), uri)
     reasons: list[Reason] = []
-    lineage = _Lineage(state, ledger, trust, index, reasons)
+    lineage = CustodyWalk(state, ledger, trust, index, reasons)
     if item.ingest:
         walk = list(item.ingest)
         via = "the caller names"
@@ -946,7 +946,7 @@ def _trace_chunk_or_raise(
                 Reason(
                     "coverage-mismatch",
                     state.text,
-                    f"{_kind_name(node.kind)} record {log_index} cannot cover {obj.path}: {claim}",
+                    f"{kind_name(node.kind)} record {log_index} cannot cover {obj.path}: {claim}",
                 )
             )
             continue
@@ -1041,16 +1041,16 @@ def _descriptor(index: int, sha: str, origin: str) -> ResourceDescriptor:
 
 def _policy_descriptor(policy: Policy | AllOf) -> ResourceDescriptor:
     """The policy's source and digest; an AllOf of policies by the digest of their digests."""
-    from prov_core.gate import _policy_uri
+    from prov_core.gate import policy_uri
 
     if isinstance(policy, Policy):
         return ResourceDescriptor(
-            name="policy", uri=_policy_uri(policy), digest={"sha256": policy.digest}
+            name="policy", uri=policy_uri(policy), digest={"sha256": policy.digest}
         )
     if isinstance(policy, AllOf) and all(isinstance(c, Policy) for c in policy.children):
         children = [c for c in policy.children if isinstance(c, Policy)]
         digest = hashlib.sha256(canonical_json([c.digest for c in children])).hexdigest()
-        uri = "provgate:policy/all-of:" + ",".join(_policy_uri(c) for c in children)
+        uri = "provgate:policy/all-of:" + ",".join(policy_uri(c) for c in children)
         return ResourceDescriptor(name="policy", uri=uri, digest={"sha256": digest})
     raise InputError("policy must be a Policy or an AllOf of Policy objects")
 

@@ -910,14 +910,14 @@ def test_step_that_reads_only_its_own_output_reaches_no_ingest(env: Env, tmp_pat
 def test_lineage_deeper_than_the_bound_is_refused(
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import prov_core.gate
+    import prov_core.custody
 
     ingest = _ingest_docs(env)
     cleaned, _ = _clean(env, tmp_path / "a", [ingest])
     _, dedupe = _clean(env, tmp_path / "b", [Artifact.from_path(cleaned)], name="dedupe")
     snap = commit_snapshot(env.recorder, env.store, "demo", "main", tmp_path / "b", index=env.index)
     assert evaluate_gate([env.uri(snap.commit_id)], home=env.home).allowed
-    monkeypatch.setattr(prov_core.gate, "MAX_STEP_DEPTH", 0)
+    monkeypatch.setattr(prov_core.custody, "MAX_STEP_DEPTH", 0)
     decision = evaluate_gate([env.uri(snap.commit_id)], home=env.home)
     assert not decision.allowed
     [deep] = [r for r in decision.reasons if r.code == "lineage-too-deep"]
