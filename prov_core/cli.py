@@ -602,7 +602,6 @@ def _build_app() -> typer.Typer:
         ),
     ) -> None:
         """Export log entries as OpenLineage run events: as JSON lines, or through a transport."""
-        from prov_core._fs import write_atomic
         from prov_core.errors import InputError
         from prov_core.export import openlineage as ol
 
@@ -631,14 +630,86 @@ def _build_app() -> typer.Typer:
                     return
                 lines = list(ol.openlineage_json_lines(ledger, start, stop, namespace=namespace))
             text = "".join(line + "\n" for line in lines)
-            if output is None:
-                sys.stdout.write(text)
-            else:
-                try:
-                    write_atomic(output, text.encode("utf-8"), mode=0o644)
-                except OSError as exc:
-                    raise InputError(f"{output}: cannot write: {exc.strerror}") from exc
-                err.print(f"{len(lines)} OpenLineage event(s) written to {output}")
+            write_text_out(text, output, f"{len(lines)} OpenLineage event(s)")
+
+    @app.command()
+    def ui(
+        host: str = typer.Option(
+            "127.0.0.1",
+            "--host",
+            help="address to bind (loopback by default: the view has no authentication)",
+        ),
+        port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port"),
+    ) -> None:
+        """Serve the read-only lineage web view (needs: pip install 'provgate[ui]')."""
+        from prov_core.web import serve
+
+        with errors():
+            home = opened()
+            err.print(f"provgate ui: http://{host}:{port}/ (Ctrl-C to stop)")
+            serve(home, host=host, port=port)
+
+    @app.command()
+    def report(
+        target: str = typer.Argument(
+            ..., help="a model or artifact: digest, log index or provgate://REPO/COMMIT"
+        ),
+        fmt: str = typer.Option("html", "--format", "-f", help="html or md"),
+        output: Path | None = typer.Option(
+            None, "--output", "-o", help="write to FILE (default: stdout)"
+        ),
+    ) -> None:
+        """Write the data-governance report of a model or artifact (docs/compliance.md).
+
+        Exits 1 when a record behind it fails verification (the report is still
+        written, with those records marked FAILED).
+        """
+        from prov_core.errors import InputError
+        from prov_core.export import report as rp
+
+        with errors():
+            if fmt not in ("html", "md"):
+                raise InputError(f"--format {fmt!r}: give html or md")
+            built = rp.build_report(target, opened())
+            text = rp.to_html(built) if fmt == "html" else rp.to_markdown(built)
+            write_text_out(text, output, f"report of {target}")
+        if not built.ok:
+            broken = ", ".join(str(i) for i in built.failing) or "the chain"
+            err.print(f"[red]FAILED[/red]: record(s) {broken} do not verify (marked in the report)")
+            raise typer.Exit(1)
+
+    @export_app.command("prov")
+    def export_prov(
+        target: str = typer.Argument(
+            ..., help="where to start: digest, log index or provgate://REPO/COMMIT"
+        ),
+        down: bool = typer.Option(
+            False, "--down", help="walk downstream (what was made from it) instead of up"
+        ),
+        output: Path | None = typer.Option(
+            None, "--output", "-o", help="write PROV-JSON to FILE (default: stdout)"
+        ),
+    ) -> None:
+        """Export the lineage of TARGET as W3C PROV-JSON (needs provgate[prov])."""
+        from prov_core.export import prov as pv
+
+        with errors():
+            text = pv.to_prov_json(pv.export_prov(target, opened(), down=down)) + "\n"
+            write_text_out(text, output, f"PROV-JSON of {target}")
+
+    def write_text_out(text: str, output: Path | None, what: str) -> None:
+        """Text to stdout, or atomically to ``output`` (InputError naming it if it cannot)."""
+        from prov_core._fs import write_atomic
+        from prov_core.errors import InputError
+
+        if output is None:
+            sys.stdout.write(text)
+            return
+        try:
+            write_atomic(output, text.encode("utf-8"), mode=0o644)
+        except OSError as exc:
+            raise InputError(f"{output}: cannot write: {exc.strerror}") from exc
+        err.print(f"{what} written to {output}")
 
     @snapshot_app.command("commit")
     def snapshot_commit(

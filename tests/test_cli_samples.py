@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,34 @@ def test_export_openlineage_json_lines(trained: tuple[Cli, str, int], tmp_path: 
     assert cli("export", "openlineage", "--from", "1", "--to", "2", "-o", str(out)).code == 0
     assert len(out.read_text().splitlines()) == 2
     assert cli("export", "openlineage", "--from", "3", "--to", "1").code == 2
+
+
+def test_report_and_prov_export(trained: tuple[Cli, str, int], tmp_path: Path) -> None:
+    cli, commit, model = trained
+    md = cli("report", str(model), "--format", "md")
+    assert md.code == 0, md.err
+    assert "https://r.example" in md.out
+    assert commit in md.out
+    out = tmp_path / "report.html"
+    assert cli("report", str(model), "-o", str(out)).code == 0
+    assert out.read_text().lstrip().lower().startswith("<!doctype html")
+    assert cli("report", str(model), "--format", "pdf").code == 2
+    prov = cli("export", "prov", str(model))
+    assert prov.code == 0, prov.err
+    doc = json.loads(prov.out)
+    assert doc["entity"]
+    assert doc["activity"]
+
+
+def test_report_of_a_tampered_chain_exits_1(trained: tuple[Cli, str, int]) -> None:
+    cli, _, model = trained
+    with sqlite3.connect(cli.home / "ledger.sqlite") as db:  # the reviews.csv ingest record
+        (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = 0").fetchone()
+        envelope = json.loads(leaf)
+        payload = base64.b64decode(envelope["payload"]).replace(b'"MIT"', b'"0BSD"')
+        envelope["payload"] = base64.b64encode(payload).decode()
+        db.execute("UPDATE entries SET leaf = ? WHERE idx = 0", (json.dumps(envelope).encode(),))
+    got = cli("report", str(model), "--format", "md")
+    assert got.code == 1
+    assert "FAILED" in got.err
+    assert "FAILED" in got.out
