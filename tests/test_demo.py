@@ -26,4 +26,8 @@ def test_cli_tour_runs_and_verifies(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert "OK: 2 entries, checkpoint size 2, 0 problem(s)" in output
     assert '"leaf_index": 0' in output  # the inclusion proof
+    assert "(exit 1: refused, as it should be)" in output  # SOURCE.md: not ingested
+    assert "ALLOWED: 2 input(s), 0 reason(s)" in output
+    assert "2 ingest record(s), 0 model(s)" in output  # the trace of the snapshot
+    assert "3 record(s) checked against checkpoint size 5, 0 problem(s)" in output
     assert "Traceback" not in output
