@@ -1,13 +1,15 @@
 """Ledger benchmark: signed appends per second and full-ledger verification.
 
-    python benchmarks/ledger.py [--records 20000] [--batch 1000]
+    python benchmarks/ledger.py [--records 20000] [--batch 1000] [--signing-workers N]
 
 Measures, on a fresh home in a temporary directory:
   * one recorded step (canonicalize, sign, append, commit) — µs per step,
     next to its peer: openlineage-python writing one unsigned RunEvent to a
     file with its FileTransport (if openlineage-python is installed), the two
     interleaved in alternating chunks so machine load hits both alike;
-  * signed appends per second, batched (``Recorder.record_many``);
+  * signed appends per second, batched (``Recorder.record_many``), with the
+    recorder's signing worker processes and, interleaved batch by batch, with
+    signing in-process (``signing_workers=0``);
   * full-ledger verification (``provgate verify``'s work) in records per second.
 """
 
@@ -102,8 +104,12 @@ def interleaved(
     return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
 
-def bench_batched(recorder: Recorder, n: int, batch: int) -> float:
-    """Signed appends per second with ``batch`` statements per transaction."""
+def bench_batched(recorders: dict[str, Recorder], n: int, batch: int) -> dict[str, float]:
+    """Signed appends per second of each recorder, ``batch`` statements per transaction.
+
+    The recorders take turns batch by batch (order alternating), so that the
+    machine's load hits all alike.
+    """
     from prov_core.step import CodeIdentity, _StepSpec
 
     statements = []
@@ -115,10 +121,15 @@ def bench_batched(recorder: Recorder, n: int, batch: int) -> float:
             started_on=None, finished_on=None, build_type="https://provgate.dev/step/v1",
         )  # fmt: skip
         statements.append(step_statement(spec))
-    t = time.perf_counter()
+    elapsed = dict.fromkeys(recorders, 0.0)
+    order = list(recorders.items())
     for start in range(0, n, batch):
-        recorder.record_many(statements[start : start + batch])
-    return n / (time.perf_counter() - t)
+        for name, recorder in order:
+            t = time.perf_counter()
+            recorder.record_many(statements[start : start + batch])
+            elapsed[name] += time.perf_counter() - t
+        order.reverse()
+    return {name: n / seconds for name, seconds in elapsed.items()}
 
 
 def main() -> None:
@@ -126,20 +137,39 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--single", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--signing-workers",
+        type=int,
+        default=None,
+        help="signing worker processes for batches (default: Recorder's, one per spare CPU)",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         home, _ = init_home(Path(tmp) / "home")
-        with Recorder.from_home(home) as recorder:
+        # The in-process baseline appends to a second home (not verified below).
+        serial_home, _ = init_home(Path(tmp) / "serial")
+        with (
+            Recorder(
+                home.open_ledger(), home.signer, origin=home.origin,
+                signing_workers=args.signing_workers,
+            ) as recorder,
+            Recorder(
+                serial_home.open_ledger(), serial_home.signer, origin=serial_home.origin,
+                signing_workers=0,
+            ) as serial,
+        ):  # fmt: skip
             fns = {"ours": our_step(recorder)}
             peer_fn = openlineage_emit(Path(tmp))
             if peer_fn is not None:
                 fns["peer"] = peer_fn
             medians = interleaved(fns, args.single)
             single, peer = medians["ours"], medians.get("peer")
-            batched = bench_batched(recorder, args.records, args.batch)
+            rates = bench_batched({"batched": recorder, "serial": serial}, args.records, args.batch)
+            pool = recorder._pool
+            workers = pool.workers if pool is not None else 0
         print(f"single recorded step      {single:8.1f} µs  (target <= the openlineage file emit)")
         if peer is not None:
             print(f"openlineage file emit     {peer:8.1f} µs  (unsigned; ratio ours/peer "
@@ -148,8 +178,10 @@ def main() -> None:
             print("openlineage file emit     (openlineage-python not installed: pip install "
                   "'provgate[openlineage]')")  # fmt: skip
         print(
-            f"batched signed appends    {batched:8.0f} /s  (batch {args.batch}; target >= 10,000/s)"
+            f"batched signed appends    {rates['batched']:8.0f} /s  (batch {args.batch}, "
+            f"{workers} signing worker process(es); target >= 10,000/s)"
         )
+        print(f"  same, signed in-process {rates['serial']:8.0f} /s  (interleaved with the above)")
         total = args.records + args.single
         t = time.perf_counter()
         report = verify_home(home)

@@ -37,20 +37,35 @@ Ed25519 sign ~44 us; sign + envelope + leaf bytes ~54-65 us; statement
 canonicalization + sign + envelope + leaf bytes ~74-82 us per record. The leaf
 bytes are written directly (the envelope's shape is fixed), not through the
 generic canonicalizer.
+
+Batches
+    :func:`sign_leaves` signs many payloads into leaf bytes, the same bytes as
+    :func:`sign_envelope` one by one. With a :class:`SigningPool` it signs in
+    worker processes while the caller is still producing payloads: the
+    signature is half of a batched record's cost, and ``cryptography`` holds
+    the GIL while it signs, so threads cannot share it but processes can.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import collections
+import contextlib
 import hashlib
 import json
 import os
+import select
 import stat
-from collections.abc import Mapping
+import struct
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, NamedTuple, Protocol, TypeVar
+from typing import IO, Any, Final, NamedTuple, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -61,6 +76,7 @@ from prov_core.canonical import parse_json
 from prov_core.errors import (
     CanonicalizationError,
     FormatError,
+    InputError,
     KeyStoreError,
     RevokedKeyError,
     SignatureError,
@@ -76,6 +92,7 @@ __all__ = [
     "KeyPolicy",
     "Signature",
     "Signer",
+    "SigningPool",
     "generate_key",
     "keyid_of",
     "load_signer",
@@ -83,6 +100,7 @@ __all__ = [
     "public_key_from_pem",
     "public_key_pem",
     "sign_envelope",
+    "sign_leaves",
     "signer_from_env",
     "verify_envelope",
 ]
@@ -409,6 +427,392 @@ def sign_envelope(
     """Sign ``payload`` (exact bytes) into a one-signature DSSE envelope."""
     sig = signer.sign(pae(payload_type, payload))
     return Envelope(bytes(payload), payload_type, (Signature(signer.keyid, sig),))
+
+
+def _json_bytes(text: str) -> bytes:
+    """The RFC 8785 string form of ``text`` as UTF-8 (a lone surrogate raises)."""
+    try:
+        return _json_str(text).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalizationError("envelope string contains a lone surrogate") from exc
+
+
+def sign_leaves(
+    payloads: Iterable[bytes],
+    signer: Signer,
+    payload_type: str = IN_TOTO_PAYLOAD_TYPE,
+    *,
+    pool: SigningPool | None = None,
+) -> list[bytes]:
+    """Sign each payload into a one-signature DSSE envelope; return the envelopes' leaf bytes.
+
+    Byte for byte ``sign_envelope(p, signer, payload_type).canonical_bytes()``
+    for each ``p``, in order, with the envelope written straight into its
+    fixed RFC 8785 shape. ``payloads`` is consumed lazily: with a ``pool``
+    (which must hold ``signer``'s key), each chunk goes to an idle worker
+    process as soon as it has been produced, so producing the payloads
+    (canonicalizing statements) overlaps with signing them.
+    """
+    keyid = signer.keyid
+    head = b'{"payload":"'
+    mid = b'","payloadType":' + _json_bytes(payload_type) + b',"signatures":[{'
+    if keyid:
+        mid += b'"keyid":' + _json_bytes(keyid) + b","
+    mid += b'"sig":"'
+    tail = b'"}]}'
+    t = payload_type.encode("utf-8")
+    prefix = b"DSSEv1 %d %b " % (len(t), t)
+    b64 = base64.b64encode
+    if pool is not None:
+        if pool.keyid != keyid:
+            raise InputError(f"signing pool holds key {pool.keyid}, not {keyid}")
+        bodies: list[bytes] = []
+
+        def messages() -> Iterator[bytes]:
+            for p in payloads:
+                bodies.append(p)
+                yield b"%b%d %b" % (prefix, len(p), p)  # PAE, see pae()
+
+        sigs = pool.sign_all(messages())
+        return [
+            b"".join((head, b64(p), mid, b64(s), tail)) for p, s in zip(bodies, sigs, strict=True)
+        ]
+    sign = signer.sign
+    out = []
+    for p in payloads:
+        sig = sign(b"%b%d %b" % (prefix, len(p), p))  # PAE, see pae()
+        out.append(b"".join((head, b64(p), mid, b64(sig), tail)))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Signing in worker processes
+
+# The worker: reads the raw 32-byte private key from stdin, answers with the raw
+# public key, then serves requests until stdin closes. A request is a 4-byte
+# big-endian count n, n 4-byte big-endian message lengths, then the messages;
+# the answer is the n 64-byte Ed25519 signatures, in order. It imports nothing
+# from provgate, so it starts fast and needs only ``cryptography``.
+_WORKER_SOURCE: Final = """
+import os, struct, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+def read(n):
+    parts = []
+    while n:
+        b = os.read(0, min(n, 1 << 20))
+        if not b:
+            sys.exit(0)
+        parts.append(b)
+        n -= len(b)
+    return b"".join(parts)
+
+def write(data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]
+
+sign = Ed25519PrivateKey.from_private_bytes(read(32)).sign
+write(sign.__self__.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+while True:
+    n = int.from_bytes(read(4), "big")
+    lengths = struct.unpack(">%dI" % n, read(4 * n))
+    data = read(sum(lengths))
+    sigs, at = [], 0
+    for size in lengths:
+        sigs.append(sign(data[at:at + size]))
+        at += size
+    write(b"".join(sigs))
+"""
+
+_SIG_SIZE: Final = 64
+#: Messages per request to a worker (~1.5 ms of signing): small enough that
+#: little is left to steal when the batch ends, large enough that the
+#: request's system calls and wake-ups are amortized.
+_POOL_CHUNK: Final = 32
+#: A request stays below a pipe's buffer (64 KiB on Linux), so handing it to an
+#: idle worker never blocks on the worker being scheduled to read it.
+_POOL_CHUNK_BYTES: Final = 48 * 1024
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    parts = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            raise EOFError("signing worker closed its pipe")
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _is_python(executable: str | None) -> bool:
+    """Whether ``executable`` names a Python interpreter.
+
+    An embedding host (uWSGI, mod_wsgi) may leave its own binary in
+    ``sys.executable``; that must not be started with a worker's arguments.
+    """
+    return bool(executable) and Path(str(executable)).name.lower().startswith(("python", "pypy"))
+
+
+class _Worker:
+    __slots__ = ("proc", "rfd", "stdin", "stdout", "wfd")
+
+    def __init__(self, proc: subprocess.Popen[bytes], stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self.proc = proc
+        self.stdin = stdin
+        self.stdout = stdout
+        self.wfd = stdin.fileno()
+        self.rfd = stdout.fileno()
+
+    def stop(self) -> None:
+        try:
+            self.stdin.close()  # EOF: the worker exits
+            self.stdout.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2)
+
+
+def _stop_workers(workers: list[_Worker], starting: list[_Worker], pid: int) -> None:
+    if os.getpid() != pid:  # a forked copy of the owner: the workers are not ours
+        return
+    for w in workers:
+        if w in starting:  # still importing: it would read EOF only when done
+            w.proc.kill()
+        w.stop()
+    workers.clear()
+
+
+class SigningPool:
+    """Ed25519 signing of large batches in worker processes; byte-identical to signing in-process.
+
+    ``cryptography`` holds the GIL while it signs, so threads do not sign in
+    parallel; processes do. Each worker is a fresh interpreter started with
+    ``subprocess`` (``sys.executable -P -c <worker>``): fork plus an immediate
+    exec, so nothing of the parent (threads, locks, open connections of an
+    orchestrator's worker, its ``__main__``) is inherited, and no
+    ``multiprocessing`` start method is involved. The raw private key reaches
+    a worker only through its stdin pipe: never a file, an argument or an
+    environment variable; workers write nothing but signatures and their
+    stderr goes to ``/dev/null``, so a failing worker cannot print the key.
+
+    Workers start in the background: until a worker has answered its
+    handshake (its public key, which must match), and whenever a worker
+    fails, the calling process signs the chunk itself, so a batch never
+    fails or waits for lack of workers. The calling process also signs
+    chunks while it waits. Ed25519 signatures are deterministic (RFC 8032),
+    so the result is the same bytes as serial signing. A pool is used by one
+    thread at a time (others sign in-process meanwhile) and only in the
+    process that created it (a forked child signs in-process). ``close()``
+    ends the workers; they also exit when the parent dies (their stdin
+    closes).
+    """
+
+    def __init__(self, signer: Ed25519Signer, workers: list[_Worker]) -> None:
+        self._signer = signer
+        self._public = signer.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self._starting = list(workers)
+        self._idle: list[_Worker] = []
+        self._late: dict[int, tuple[_Worker, int]] = {}
+        self._all = list(workers)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(
+            self, _stop_workers, self._all, self._starting, self._pid
+        )
+
+    @property
+    def keyid(self) -> str:
+        """The key id of the key the workers hold."""
+        return self._signer.keyid
+
+    @property
+    def workers(self) -> int:
+        """How many workers are running or starting."""
+        return len(self._all)
+
+    @classmethod
+    def start(cls, signer: Ed25519Signer, workers: int) -> SigningPool | None:
+        """Start ``workers`` signing processes for ``signer``; None where processes cannot run."""
+        if workers < 1 or not hasattr(select, "poll") or not _is_python(sys.executable):
+            return None
+        raw = signer.private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        started: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                proc = subprocess.Popen(
+                    [sys.executable, "-P", "-c", _WORKER_SOURCE],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    bufsize=0,
+                )
+                if proc.stdin is None or proc.stdout is None:  # pragma: no cover - PIPE given
+                    proc.kill()
+                    raise OSError("signing worker has no pipes")
+                worker = _Worker(proc, proc.stdin, proc.stdout)
+                started.append(worker)
+                _write_all(worker.wfd, raw)  # 32 bytes into an empty pipe: never blocks
+        except (OSError, ValueError):
+            for w in started:
+                w.stop()
+            return None
+        return cls(signer, started)
+
+    def _drop(self, worker: _Worker) -> None:
+        with contextlib.suppress(ValueError):
+            self._all.remove(worker)
+        worker.proc.kill()
+        worker.stop()
+
+    def sign_all(self, messages: Iterable[bytes]) -> list[bytes]:
+        """Ed25519 signatures of ``messages``, in order (consumed lazily, chunk by chunk)."""
+        sign = self._signer.sign
+        if os.getpid() != self._pid or not self._lock.acquire(blocking=False):
+            return [sign(m) for m in messages]
+        try:
+            return self._sign_all(messages)
+        finally:
+            self._lock.release()
+
+    def _sign_all(self, messages: Iterable[bytes]) -> list[bytes]:
+        # Chunks of messages queue in `ready` as they are produced; idle workers
+        # take them from the front. Once all are produced, this process signs
+        # from the back of the queue, then steals the chunks workers still hold,
+        # signing them from their end until the worker answers: it never waits
+        # for a worker (on a loaded machine a worker may wait long for a CPU).
+        # A worker whose chunk was signed here in full is drained later (its
+        # answer is the same bytes, Ed25519 being deterministic).
+        sign = self._signer.sign
+        results: list[bytes] = []
+        ready: collections.deque[tuple[int, list[bytes]]] = collections.deque()
+        busy: dict[int, tuple[_Worker, int, list[bytes]]] = {}  # read fd -> job
+        late = self._late  # read fd -> (worker, answer size to discard)
+
+        def collect(block: bool) -> None:
+            waiting = [w.rfd for w in self._starting] + list(busy) + list(late)
+            if not waiting:
+                return
+            poller = select.poll()  # not select(): no FD_SETSIZE limit in busy hosts
+            for fd in waiting:
+                poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll(None if block else 0):
+                if fd in busy:
+                    worker, start, chunk = busy.pop(fd)
+                    try:
+                        raw = _read_exact(fd, _SIG_SIZE * len(chunk))
+                    except (OSError, EOFError):
+                        self._drop(worker)
+                        ready.appendleft((start, chunk))
+                        continue
+                    results[start : start + len(chunk)] = [
+                        raw[i : i + _SIG_SIZE] for i in range(0, len(raw), _SIG_SIZE)
+                    ]
+                    self._idle.append(worker)
+                elif fd in late:
+                    worker, size = late.pop(fd)
+                    try:
+                        _read_exact(fd, size)
+                    except (OSError, EOFError):
+                        self._drop(worker)
+                        continue
+                    self._idle.append(worker)
+                else:  # a starting worker's handshake
+                    worker = next(w for w in self._starting if w.rfd == fd)
+                    self._starting.remove(worker)
+                    try:
+                        ok = _read_exact(fd, len(self._public)) == self._public
+                    except (OSError, EOFError):
+                        ok = False
+                    if ok:
+                        self._idle.append(worker)
+                    else:
+                        self._drop(worker)
+
+        def dispatch() -> None:
+            while self._idle and ready:
+                worker = self._idle.pop()
+                start, chunk = ready.popleft()
+                request = b"".join(
+                    (
+                        len(chunk).to_bytes(4, "big"),
+                        struct.pack(f">{len(chunk)}I", *map(len, chunk)),
+                        *chunk,
+                    )
+                )
+                try:
+                    _write_all(worker.wfd, request)
+                except OSError:
+                    self._drop(worker)
+                    ready.appendleft((start, chunk))
+                    continue
+                busy[worker.rfd] = (worker, start, chunk)
+
+        def steal() -> None:
+            fd, (worker, start, chunk) = next(iter(busy.items()))
+            answered = select.poll()
+            answered.register(fd, select.POLLIN)
+            at = len(chunk)
+            while at and not answered.poll(0):
+                at -= 1
+                results[start + at] = sign(chunk[at])
+            if not at:  # all signed here: discard the worker's answer when it comes
+                del busy[fd]
+                late[fd] = (worker, _SIG_SIZE * len(chunk))
+
+        def produced() -> Iterator[list[bytes]]:
+            chunk: list[bytes] = []
+            size = 0
+            for m in messages:
+                chunk.append(m)
+                size += len(m)
+                if len(chunk) == _POOL_CHUNK or size >= _POOL_CHUNK_BYTES:
+                    yield chunk
+                    chunk, size = [], 0
+            if chunk:
+                yield chunk
+
+        try:
+            for chunk in produced():
+                ready.append((len(results), chunk))
+                results.extend([b""] * len(chunk))
+                collect(block=False)
+                dispatch()
+            while ready or busy:
+                collect(block=False)
+                dispatch()
+                if ready:
+                    start, chunk = ready.pop()
+                    results[start : start + len(chunk)] = [sign(m) for m in chunk]
+                elif busy:
+                    steal()
+        finally:
+            for fd, (worker, _, chunk) in busy.items():  # after an error: drain them later
+                late[fd] = (worker, _SIG_SIZE * len(chunk))
+        return results
+
+    def close(self) -> None:
+        """End the workers (idempotent)."""
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        return f"SigningPool(keyid={self.keyid!r}, workers={len(self._all)})"
 
 
 class KeyPolicy(Protocol):

@@ -39,6 +39,7 @@ import os
 import platform
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,8 +48,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prov_core import __version__
-from prov_core.errors import InputError
-from prov_core.signing import Signer, sign_envelope
+from prov_core.errors import ConfigError, InputError
+from prov_core.signing import Ed25519Signer, Signer, SigningPool, sign_leaves
 from prov_core.statement import SLSA_PROVENANCE_V1, Statement, Subject
 
 if TYPE_CHECKING:
@@ -71,6 +72,37 @@ TRAINING_BUILD_TYPE = "https://provgate.dev/training/v1"
 BUILDER_ID = "https://provgate.dev/builder"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+#: Batches of at least this many statements are signed with worker processes.
+#: Smaller ones (a single step above all) sign in-process: they would not
+#: repay the pipe traffic, nor the worker's start (~50 ms of CPU) on first use.
+POOL_THRESHOLD = 256
+
+
+#: Environment variable: how many signing worker processes a Recorder starts
+#: by default (``0`` keeps all signing in-process).
+ENV_SIGNING_WORKERS = "PROVGATE_SIGNING_WORKERS"
+
+
+def _default_signing_workers() -> int:
+    """``$PROVGATE_SIGNING_WORKERS``, else one per CPU beyond the first, at most two.
+
+    The calling process canonicalizes, appends and signs whatever the workers
+    have not taken; beyond two workers nothing is left for more to take.
+    """
+    value = os.environ.get(ENV_SIGNING_WORKERS, "").strip()
+    if value:
+        if not (value.isascii() and value.isdigit()):
+            raise ConfigError(
+                f"{ENV_SIGNING_WORKERS}={value!r} is not a number of processes; "
+                "set it to 0 (sign in-process) or a positive integer"
+            )
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return min(cpus - 1, 2)
 
 
 @dataclass(frozen=True)
@@ -239,10 +271,32 @@ class Recorder:
     batch and appends it in one transaction (the fast path for bulk work).
     """
 
-    def __init__(self, ledger: Ledger, signer: Signer, *, origin: str = "") -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        signer: Signer,
+        *,
+        origin: str = "",
+        signing_workers: int | None = None,
+    ) -> None:
+        """A recorder appending to ``ledger``, signing with ``signer``.
+
+        ``signing_workers`` is how many worker processes help sign batches of
+        at least :data:`POOL_THRESHOLD` statements (with an
+        :class:`~prov_core.signing.Ed25519Signer`; other signers, subclasses
+        included, always sign in-process): ``None`` for ``$PROVGATE_SIGNING_WORKERS``, else one per
+        CPU this process may use beyond the first, at most two (none on a
+        single CPU); ``0`` for none. They start with the first such batch
+        and end with :meth:`close`; see :class:`~prov_core.signing.SigningPool`.
+        """
         self.ledger = ledger
         self.signer = signer
         self.origin = origin
+        if signing_workers is None:
+            signing_workers = _default_signing_workers()
+        self._pool_workers = signing_workers
+        self._pool: SigningPool | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_home(cls, home: Home) -> Recorder:
@@ -251,6 +305,11 @@ class Recorder:
         return cls(home.open_ledger(), signer, origin=home.origin)
 
     def close(self) -> None:
+        """Close the ledger and end any signing workers."""
+        pool, self._pool = self._pool, None
+        self._pool_workers = 0
+        if pool is not None:
+            pool.close()
         self.ledger.close()
 
     def __enter__(self) -> Recorder:
@@ -264,21 +323,32 @@ class Recorder:
         return self.record_many([statement])[0]
 
     def record_many(self, statements: Sequence[Statement]) -> list[Attestation]:
-        """Sign every statement and append them all in one ledger transaction."""
-        leaves = [
-            sign_envelope(st.canonical_bytes(), self.signer).canonical_bytes() for st in statements
-        ]
+        """Sign every statement and append them all in one ledger transaction.
+
+        A batch of at least :data:`POOL_THRESHOLD` statements is signed partly
+        in worker processes (see ``signing_workers``), overlapping with the
+        canonicalization of the rest; the records are the same bytes.
+        """
+        pool = self._signing_pool() if len(statements) >= POOL_THRESHOLD else None
+        leaves = sign_leaves((st.canonical_bytes() for st in statements), self.signer, pool=pool)
         appended = self.ledger.append(leaves)
+        first, origin, sha256 = appended.first_index, self.origin, hashlib.sha256
         return [
-            Attestation(
-                log_index=appended.first_index + i,
-                envelope_sha256=hashlib.sha256(leaf).hexdigest(),
-                predicate_type=st.predicate_type,
-                subjects=tuple(st.subjects),
-                origin=self.origin,
-            )
+            Attestation(first + i, sha256(leaf).hexdigest(), st.predicate_type, st.subjects, origin)
             for i, (st, leaf) in enumerate(zip(statements, leaves, strict=True))
         ]
+
+    def _signing_pool(self) -> SigningPool | None:
+        """The worker pool, started on first use; None when signing stays in-process."""
+        if self._pool is None and self._pool_workers > 0:
+            with self._pool_lock:
+                signer = self.signer
+                # Exactly Ed25519Signer: a subclass may sign differently (a KMS, a log).
+                if self._pool is None and type(signer) is Ed25519Signer:
+                    self._pool = SigningPool.start(signer, self._pool_workers)
+                if self._pool is None:  # unavailable here: do not try again
+                    self._pool_workers = 0
+        return self._pool
 
 
 @dataclass(frozen=True)

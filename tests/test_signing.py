@@ -9,9 +9,11 @@ import json
 import os
 import pickle
 import re
+import select
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from hypothesis import strategies as st
 from prov_core import signing
 from prov_core.canonical import canonical_json
 from prov_core.errors import (
+    CanonicalizationError,
     FormatError,
+    InputError,
     KeyStoreError,
     ProvgateError,
     RevokedKeyError,
@@ -488,6 +492,7 @@ def test_public_surface_is_pinned() -> None:
         "KeyPolicy",
         "Signature",
         "Signer",
+        "SigningPool",
         "generate_key",
         "keyid_of",
         "load_signer",
@@ -495,6 +500,7 @@ def test_public_surface_is_pinned() -> None:
         "public_key_from_pem",
         "public_key_pem",
         "sign_envelope",
+        "sign_leaves",
         "signer_from_env",
         "verify_envelope",
     ]
@@ -504,3 +510,200 @@ def test_public_surface_is_pinned() -> None:
         if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
     }
     assert defined <= set(module.__all__)
+
+
+# --------------------------------------------------------------------------
+# Batch signing: sign_leaves and the worker-process pool
+
+
+class _NoKeyid:
+    """A signer without a key id (DSSE allows one)."""
+
+    def __init__(self) -> None:
+        self._inner = Ed25519Signer.generate()
+
+    @property
+    def keyid(self) -> str:
+        return ""
+
+    def sign(self, data: bytes) -> bytes:
+        return self._inner.sign(data)
+
+    def public_key_pem(self) -> str:
+        return self._inner.public_key_pem()
+
+
+_PAYLOADS = [b"", b"{}", "é\u2028\x00".encode(), bytes(range(256)), b'{"a":1}' * 300]
+
+
+@pytest.mark.parametrize("payload_type", [signing.IN_TOTO_PAYLOAD_TYPE, 'text/"x"\\é'])
+def test_sign_leaves_is_sign_envelope_canonical_bytes(payload_type: str) -> None:
+    for signer in (Ed25519Signer.generate(), _NoKeyid()):
+        expected = [sign_envelope(p, signer, payload_type).canonical_bytes() for p in _PAYLOADS]
+        assert signing.sign_leaves(iter(_PAYLOADS), signer, payload_type) == expected
+
+
+def _ready(pool: signing.SigningPool, timeout: float = 60.0) -> None:
+    """Wait until every worker has answered its handshake (tests only: use is never blocked)."""
+    deadline = time.monotonic() + timeout
+    while pool._starting and time.monotonic() < deadline:
+        pool.sign_all([b"warm-up"])
+        time.sleep(0.05)
+    assert not pool._starting, "signing workers did not start"
+
+
+@pytest.fixture
+def pool_signer() -> Ed25519Signer:
+    return Ed25519Signer.generate()
+
+
+@pytest.fixture
+def pool(pool_signer: Ed25519Signer) -> Any:
+    started = signing.SigningPool.start(pool_signer, 2)
+    assert started is not None
+    yield started
+    started.close()
+
+
+def test_pool_output_is_byte_identical_to_serial_signing(
+    pool: signing.SigningPool, pool_signer: Ed25519Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ready(pool)
+    pads = [b"x" * (i % 700 if i % 100 else 30_000) for i in range(1500)]  # a few past a pipe
+    payloads = [b'{"i":%d,"pad":"%b"}' % (i, pad) for i, pad in enumerate(pads)]
+    serial = [sign_envelope(p, pool_signer).canonical_bytes() for p in payloads]
+    in_process = 0
+    real_sign = Ed25519Signer.sign
+
+    def counting(self: Ed25519Signer, data: bytes) -> bytes:
+        nonlocal in_process
+        in_process += 1
+        return real_sign(self, data)
+
+    def produced() -> Any:
+        """The payloads, pausing after two chunks until a worker has answered."""
+        for i, payload in enumerate(payloads):
+            if i == 2 * signing._POOL_CHUNK:
+                answered = select.poll()
+                for worker in pool._all:
+                    answered.register(worker.rfd, select.POLLIN)
+                assert answered.poll(60_000), "no worker answered"
+            yield payload
+
+    monkeypatch.setattr(Ed25519Signer, "sign", counting)
+    assert signing.sign_leaves(produced(), pool_signer, pool=pool) == serial
+    assert in_process <= len(payloads) - signing._POOL_CHUNK  # the workers signed some
+
+
+def test_pool_survives_a_dead_worker(pool: signing.SigningPool, pool_signer: Ed25519Signer) -> None:
+    _ready(pool)
+    pool._all[0].proc.kill()
+    pool._all[0].proc.wait()
+    messages = [b"m%d" % i for i in range(300)]
+    assert pool.sign_all(messages) == [pool_signer.sign(m) for m in messages]
+    assert pool.workers == 1
+    assert pool.sign_all(messages) == [pool_signer.sign(m) for m in messages]
+
+
+def test_pool_error_while_producing_leaves_the_pool_usable(
+    pool: signing.SigningPool, pool_signer: Ed25519Signer
+) -> None:
+    _ready(pool)
+
+    def failing() -> Any:
+        for i in range(200):
+            yield b"m%d" % i
+        raise CanonicalizationError("bad statement")
+
+    with pytest.raises(CanonicalizationError, match="bad statement"):
+        pool.sign_all(failing())
+    messages = [b"n%d" % i for i in range(300)]
+    assert pool.sign_all(messages) == [pool_signer.sign(m) for m in messages]
+    assert pool.workers == 2
+
+
+def test_pool_in_a_forked_child_signs_in_process(
+    pool: signing.SigningPool, pool_signer: Ed25519Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ready(pool)
+    monkeypatch.setattr(pool, "_pid", -1)  # as seen from a forked copy of the owner
+    assert pool.sign_all([b"a", b"b"]) == [pool_signer.sign(b"a"), pool_signer.sign(b"b")]
+    assert pool._idle  # the workers were left alone
+
+
+def test_pool_key_travels_only_through_the_pipe(pool: signing.SigningPool) -> None:
+    raw = pool._signer.private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    for worker in pool._all:
+        argv = " ".join(worker.proc.args)  # type: ignore[arg-type]
+        assert raw.hex() not in argv
+        assert base64.b64encode(raw).decode() not in argv
+    assert "workers=2" in repr(pool)
+    assert raw.hex() not in repr(pool)
+
+
+def test_pool_is_refused_where_processes_cannot_start(
+    pool_signer: Ed25519Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert signing.SigningPool.start(pool_signer, 0) is None
+    monkeypatch.setattr(signing.sys, "executable", "")
+    assert signing.SigningPool.start(pool_signer, 2) is None
+    monkeypatch.setattr(signing.sys, "executable", "/nonexistent/python")
+    assert signing.SigningPool.start(pool_signer, 2) is None
+    monkeypatch.setattr(signing.sys, "executable", shutil.which("true") or "/bin/true")
+    assert signing.SigningPool.start(pool_signer, 2) is None  # an embedding host's binary
+
+
+def test_pool_with_a_broken_interpreter_falls_back(
+    pool_signer: Ed25519Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that starts but never answers correctly is dropped; signing goes on in-process."""
+    wrong_key = "import os; os.read(0, 32); os.write(1, bytes(32)); os.read(0, 1)"
+    monkeypatch.setattr(signing, "_WORKER_SOURCE", wrong_key)
+    pool = signing.SigningPool.start(pool_signer, 2)
+    assert pool is not None
+    try:
+        messages = [b"m%d" % i for i in range(100)]
+        for _ in range(400):
+            assert pool.sign_all(messages) == [pool_signer.sign(m) for m in messages]
+            if not pool.workers:
+                break
+            time.sleep(0.05)
+        assert pool.workers == 0
+    finally:
+        pool.close()
+
+
+def test_pool_for_another_key_is_refused(pool: signing.SigningPool) -> None:
+    with pytest.raises(InputError, match="signing pool holds key"):
+        signing.sign_leaves([b"x"], Ed25519Signer.generate(), pool=pool)
+
+
+_SILENT_WORKER = """
+import os
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+key = Ed25519PrivateKey.from_private_bytes(os.read(0, 32))
+os.write(1, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+while os.read(0, 1 << 16):  # takes requests, never answers
+    pass
+"""
+
+
+def test_pool_never_waits_for_a_stuck_worker(
+    pool_signer: Ed25519Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that takes a chunk and does not answer: this process signs it itself."""
+    monkeypatch.setattr(signing, "_WORKER_SOURCE", _SILENT_WORKER)
+    pool = signing.SigningPool.start(pool_signer, 1)
+    assert pool is not None
+    try:
+        _ready(pool)
+        messages = [b"m%d" % i for i in range(500)]
+        expected = [pool_signer.sign(m) for m in messages]
+        assert pool.sign_all(messages) == expected
+        assert pool._late  # the worker's chunk was signed here; its answer is still owed
+        assert pool.sign_all(messages) == expected
+    finally:
+        pool.close()

@@ -15,7 +15,7 @@ from prov_core.ledger.checkpoint import NoteSigner
 from prov_core.ledger.memory import MemoryLedger
 from prov_core.ledger.merkle import check_inclusion, leaf_hash, tree_root
 from prov_core.signing import Ed25519Signer, Envelope, verify_envelope
-from prov_core.statement import SLSA_PROVENANCE_V1, Statement
+from prov_core.statement import SLSA_PROVENANCE_V1, Statement, Subject
 from prov_core.step import (
     TRAINING_BUILD_TYPE,
     Artifact,
@@ -229,3 +229,79 @@ def test_step_outputs_found_across_processes_through_the_home(tmp_path: Path) ->
         record_step(recorder, "write", outputs=[out])
     with home.open_index() as index, home.open_ledger() as ledger:
         assert list(index.covering([out.blake3 or ""], ledger=ledger)) == [out.blake3]
+
+
+def test_record_many_with_signing_workers_writes_the_same_bytes() -> None:
+    """Large batches are signed partly in worker processes; the records are byte-identical."""
+    from prov_core.step import POOL_THRESHOLD, _StepSpec, step_statement
+
+    signer = Ed25519Signer.generate()
+    statements = [
+        step_statement(
+            _StepSpec(
+                name="clean",
+                inputs=[Artifact.from_bytes(f"in{i}", b"i%d" % i)],
+                outputs=[Artifact.from_bytes(f"out{i}", b"o%d" % i)],
+                code=CodeIdentity(),
+                parameters={"i": i, "lr": 0.5 if i % 7 == 0 else 1},  # some take the exact path
+                environment={},
+                orchestrator={"name": "test", "run_id": str(i)},
+                started_on=None,
+                finished_on=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                build_type=TRAINING_BUILD_TYPE,
+            )
+        )
+        for i in range(POOL_THRESHOLD * 3)
+    ]
+    results = []
+    for workers in (0, 2):
+        ledger = MemoryLedger("test.local/log", NoteSigner("test.local/log", signer.private_key))
+        with Recorder(ledger, signer, origin="test.local/log", signing_workers=workers) as rec:
+            atts = rec.record_many(statements)
+            atts += rec.record_many(statements)
+            assert (rec._pool is not None) == (workers > 0)
+            results.append((atts, [leaf for _, leaf in ledger.entries()]))
+        assert rec._pool is None  # closed
+    assert results[0] == results[1]
+    atts, leaves = results[0]
+    assert [a.log_index for a in atts] == list(range(len(leaves)))
+    assert [a.envelope_sha256 for a in atts] == [hashlib.sha256(x).hexdigest() for x in leaves]
+
+
+def test_record_many_with_a_failing_statement_appends_nothing() -> None:
+    from prov_core.step import POOL_THRESHOLD
+
+    signer = Ed25519Signer.generate()
+    ledger = MemoryLedger("test.local/log", NoteSigner("test.local/log", signer.private_key))
+    out = Artifact.from_bytes("o", b"x")
+    good = Statement([_subject(out)], SLSA_PROVENANCE_V1, {"i": 1})
+    bad = Statement([_subject(out)], SLSA_PROVENANCE_V1, {"x": float("nan")})
+    with Recorder(ledger, signer, signing_workers=1) as rec:
+        batch = [good] * POOL_THRESHOLD + [bad] + [good] * 10
+        with pytest.raises(CanonicalizationError):
+            rec.record_many(batch)
+        assert ledger.size() == 0
+        assert len(rec.record_many([good] * POOL_THRESHOLD)) == POOL_THRESHOLD
+
+
+def _subject(a: Artifact) -> Subject:
+    return Subject(a.name, a.sha256)
+
+
+def test_signing_workers_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prov_core.errors import ConfigError
+    from prov_core.step import ENV_SIGNING_WORKERS
+
+    signer = Ed25519Signer.generate()
+    ledger = MemoryLedger("test.local/log", NoteSigner("test.local/log", signer.private_key))
+    monkeypatch.setenv(ENV_SIGNING_WORKERS, "0")
+    assert Recorder(ledger, signer)._pool_workers == 0
+    monkeypatch.setenv(ENV_SIGNING_WORKERS, " 3 ")
+    assert Recorder(ledger, signer)._pool_workers == 3
+    assert Recorder(ledger, signer, signing_workers=1)._pool_workers == 1
+    monkeypatch.delenv(ENV_SIGNING_WORKERS)
+    assert 0 <= Recorder(ledger, signer)._pool_workers <= 2
+    for bad in ("-1", "two", "\u00b2"):
+        monkeypatch.setenv(ENV_SIGNING_WORKERS, bad)
+        with pytest.raises(ConfigError, match=ENV_SIGNING_WORKERS):
+            Recorder(ledger, signer)
