@@ -135,8 +135,23 @@ class Home:
             )
         return signing.load_signer(self.keys_dir / f"{active}.pem")
 
+    @property
+    def ledger_url(self) -> str | None:
+        """The PostgreSQL ledger's URL: ``PROVGATE_LEDGER_URL``, or config ``ledger`` if a URL.
+
+        None means the embedded SQLite ledger at :attr:`ledger_path`. Keep
+        passwords in the environment (or ``~/.pgpass``), not in config.json.
+        """
+        url = os.environ.get("PROVGATE_LEDGER_URL") or self.ledger_name
+        return url if url.startswith(("postgresql://", "postgres://")) else None
+
     def open_ledger(self) -> Ledger:
-        """Open the ledger; its checkpoints are signed with :attr:`signer`."""
+        """Open the ledger (a PostgreSQL schema is migrated on opening)."""
+        url = self.ledger_url
+        if url is not None:
+            from prov_core.ledger.postgres import PostgresLedger
+
+            return PostgresLedger(url, origin=self.origin, note_signer=self.note_signer())
         from prov_core.ledger.sqlite import SQLiteLedger
 
         return SQLiteLedger(self.ledger_path, origin=self.origin, note_signer=self.note_signer())
@@ -226,6 +241,6 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
         store.add(signer, note_name=home.origin)
         store.save(home.trust_path)
         created = True
-    ledger_existed = home.ledger_path.exists()
+    ledger_existed = home.ledger_url is not None or home.ledger_path.exists()
     home.open_ledger().close()
     return home, created or not ledger_existed

@@ -105,3 +105,50 @@ def demo_home(tmp_path: Path) -> Iterator[tuple[Any, Any, Any, Any, Path]]:
     ):
         store.create_repository("demo", "main")
         yield home, recorder, store, index, data
+
+
+# PostgreSQL: the only server the tests use. Each test gets its own database.
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def postgres_unavailable() -> str | None:
+    """Why the test PostgreSQL server cannot be used, or None when it can."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'provgate[postgres]')"
+    try:
+        psycopg.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {POSTGRES_SERVER} is unreachable: {str(exc).strip()}"
+    return None
+
+
+def need_service(reason: str | None) -> None:
+    """Skip visibly with ``reason``, or fail when PROVGATE_REQUIRE_SERVICES=1."""
+    if reason is None:
+        return
+    if require_services():
+        pytest.fail(f"{reason} (PROVGATE_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped after the test."""
+    need_service(postgres_unavailable())
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"provgate_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -3,7 +3,9 @@
 - :mod:`~prov_core.ledger.merkle`: RFC 9162 Merkle tree, proofs and their checks.
 - :mod:`~prov_core.ledger.checkpoint`: signed notes, checkpoints, tlog-proof receipts.
 - :mod:`~prov_core.ledger.base`: the :class:`Ledger` protocol every backend implements.
-- :mod:`~prov_core.ledger.memory`, :mod:`~prov_core.ledger.sqlite`: the backends.
+- :mod:`~prov_core.ledger.memory`, :mod:`~prov_core.ledger.sqlite`,
+  :mod:`~prov_core.ledger.postgres`: the backends (PostgreSQL needs the
+  ``postgres`` extra; psycopg is imported only when a PostgresLedger opens).
 - :mod:`~prov_core.ledger.audit`: whole-log verification that names what is wrong.
 """
 
@@ -25,6 +27,7 @@ from prov_core.ledger.checkpoint import (
     verify_receipt,
 )
 from prov_core.ledger.memory import MemoryLedger
+from prov_core.ledger.postgres import PostgresLedger
 from prov_core.ledger.sqlite import SQLiteLedger
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "NoteSignatureError",
     "NoteSigner",
     "NoteVerifier",
+    "PostgresLedger",
     "Problem",
     "Receipt",
     "SQLiteLedger",

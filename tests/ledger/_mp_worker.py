@@ -1,17 +1,57 @@
-"""A writer process of the multi-process SQLite test (importable by 'spawn')."""
+"""Writer processes of the multi-process ledger tests (importable by 'spawn', runnable by -m)."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from prov_core.ledger import NoteSigner, SQLiteLedger
+from prov_core.ledger.base import BaseLedger
+
+
+def open_ledger(kind: str, target: str, origin: str, seed: bytes) -> BaseLedger:
+    """open_ledger opens the SQLite file or PostgreSQL database ``target``."""
+    signer = NoteSigner(origin, Ed25519PrivateKey.from_private_bytes(seed))
+    if kind == "postgres":
+        from prov_core.ledger.postgres import PostgresLedger
+
+        return PostgresLedger(target, origin, signer)
+    return SQLiteLedger(target, origin, signer)
 
 
 def append_many(path: str, origin: str, seed: bytes, worker: int, count: int) -> list[int]:
-    """append_many appends ``count`` single entries and returns the indices it was given."""
-    signer = NoteSigner(origin, Ed25519PrivateKey.from_private_bytes(seed))
+    """append_many appends ``count`` single entries to SQLite and returns the indices given."""
+    return append_many_to("sqlite", path, origin, seed, worker, count)
+
+
+def append_many_to(
+    kind: str, target: str, origin: str, seed: bytes, worker: int, count: int
+) -> list[int]:
+    """append_many_to appends ``count`` single entries and returns the indices it was given."""
     got = []
-    with SQLiteLedger(path, origin, signer) as ledger:
+    with open_ledger(kind, target, origin, seed) as ledger:
         for i in range(count):
             got.append(ledger.append([b"worker %d entry %d" % (worker, i)]).first_index)
     return got
+
+
+def crash_writer(kind: str, target: str, origin: str, seed: bytes, report: str) -> None:
+    """crash_writer appends until killed, reporting each attempt and acknowledgement.
+
+    Before append ``i`` it writes ``try i``; once the append returned, ``ack i index``.
+    Each line is one unbuffered write, so a SIGKILL loses at most the line in flight.
+    """
+    fd = os.open(report, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open_ledger(kind, target, origin, seed) as ledger:
+        i = 0
+        while True:
+            os.write(fd, b"try %d\n" % i)
+            index = ledger.append([b"crash entry %d" % i]).first_index
+            os.write(fd, b"ack %d %d\n" % (i, index))
+            i += 1
+
+
+if __name__ == "__main__":  # python -m tests.ledger._mp_worker KIND TARGET ORIGIN SEEDHEX REPORT
+    crash_writer(sys.argv[1], sys.argv[2], sys.argv[3], bytes.fromhex(sys.argv[4]), sys.argv[5])

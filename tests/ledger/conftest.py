@@ -62,3 +62,10 @@ def sqlite_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def sqlite_factory(sqlite_path: Path, signer: NoteSigner) -> LedgerFactory:
     return lambda: SQLiteLedger(sqlite_path, ORIGIN, signer)
+
+
+@pytest.fixture
+def postgres_factory(postgres_url: str, signer: NoteSigner) -> LedgerFactory:
+    from prov_core.ledger.postgres import PostgresLedger
+
+    return lambda: PostgresLedger(postgres_url, ORIGIN, signer)

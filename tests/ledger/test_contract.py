@@ -20,3 +20,9 @@ class TestSQLiteLedger(LedgerContract):
     @pytest.fixture
     def ledger_factory(self, sqlite_factory: LedgerFactory) -> LedgerFactory:
         return sqlite_factory
+
+
+class TestPostgresLedger(LedgerContract):
+    @pytest.fixture
+    def ledger_factory(self, postgres_factory: LedgerFactory) -> LedgerFactory:
+        return postgres_factory
