@@ -476,6 +476,35 @@ def _build_app() -> typer.Typer:
                 raise LedgerError("the ledger is empty: no checkpoint yet")
             sys.stdout.write(note.decode())
 
+    @log_app.command("witness")
+    def log_witness(
+        path: Path = typer.Argument(
+            ..., help="where the witnessed checkpoint is kept (outside the home)"
+        ),
+        as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    ) -> None:
+        """Check the log still extends the checkpoint kept at PATH, then store the latest there.
+
+        Run it on a schedule: exit 1 (PATH left as evidence) when the log shrank or
+        its history was rewritten, even with a valid signing key.
+        """
+        from prov_core.witness import witness
+
+        with errors():
+            home = opened()
+            with home.open_ledger() as ledger:
+                result = witness(ledger, home.note_verifiers(), path)
+        if as_json:
+            _emit_json(result.to_dict())
+            return
+        if result.status == "created":
+            err.print(f"witnessing {path}: checkpoint of size {result.new_size} stored")
+        else:
+            err.print(
+                f"OK: the log of size {result.new_size} extends the witnessed size "
+                f"{result.old_size} ({result.status}; {path})"
+            )
+
     @log_app.command("prove")
     def log_prove(
         index: int = typer.Argument(..., help="0-based log index"),
