@@ -12,8 +12,9 @@
    overhead dominates): BLAKE3, SHA-256, BLAKE2b-256, BLAKE2s.
 3. Builds a table of ``--rows`` rows x 3 columns (int64, float64, string)
    and times per-sample ids (SHA-256 leaf hashes) plus the sorted Merkle
-   root: each stage alone, the pipelined whole, rows/s and the time per
-   1,000,000 rows.
+   root: each stage alone, the whole in this process and in worker processes
+   (the default for large tables), rows/s and the time per 1,000,000 rows,
+   and checks that both give the same bytes. Prints the load average.
 
 Targets: provgate >= 0.8x b3sum's speed and >= 3x openssl sha256's; 1M rows < 2 s.
 """
@@ -30,9 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 sys.path.insert(0, str(REPO))
 
 
@@ -136,10 +140,29 @@ def _timed(fn: object) -> float:
     return time.perf_counter() - start
 
 
+def _in_process(fn: Callable[[], T]) -> Callable[[], T]:
+    """_in_process returns ``fn`` run with the hashing worker processes turned off."""
+
+    def run() -> T:
+        from prov_core._samples import HASH_PROCESSES_ENV
+
+        before = os.environ.get(HASH_PROCESSES_ENV)
+        os.environ[HASH_PROCESSES_ENV] = "0"
+        try:
+            return fn()
+        finally:
+            if before is None:
+                del os.environ[HASH_PROCESSES_ENV]
+            else:
+                os.environ[HASH_PROCESSES_ENV] = before
+
+    return run
+
+
 def bench_rows(rows: int, rounds: int) -> None:
     import pyarrow as pa
 
-    from prov_core import _rows
+    from prov_core import _rows, _samples
 
     rng = random.Random(1)
     table = pa.table(
@@ -149,21 +172,30 @@ def bench_rows(rows: int, rounds: int) -> None:
             "name": pa.array([f"name-{rng.randrange(10**9)}" for _ in range(rows)], pa.string()),
         }
     )
-    print(f"\nper-sample ids + sorted Merkle root, {rows} rows x 3 columns (int, float, string):")
+    procs = _samples.hash_processes(rows, _rows.PARALLEL_MIN_ROWS)
+    print(
+        f"\nper-sample ids + sorted Merkle root, {rows} rows x 3 columns (int, float, string); "
+        f"worker processes: {procs or 'none (in-process)'}; "
+        f"load average before: {os.getloadavg()[0]:.2f}"
+    )
     batches = list(_rows._batches(table, _rows.BATCH_ROWS))
     encoded = [_rows._encode_leaves(b) for b in batches]
     blob = _rows.row_ids_blob(table)
     ids = _rows._ids_array(blob)
     sorted_blob = b"".join(_rows._sorted_buckets(ids, _rows.SORT_BUCKETS))
-    # Each stage alone, then the pipelined whole: encoding overlaps id hashing, and the
-    # bucketed sort overlaps the first tree level, so the whole is less than the sum.
+    # Each stage alone, then the whole: in this process (encoding overlaps id hashing on
+    # a thread, the bucketed sort overlaps the tree), and in worker processes (the default
+    # from PARALLEL_MIN_ROWS rows on). Both give the same bytes, checked below.
     stages = {
-        "encode rows (worker thread)": lambda: [_rows._encode_leaves(b) for b in batches],
+        "encode rows": lambda: [_rows._encode_leaves(b) for b in batches],
         "hash ids, SHA-256 per row": lambda: [_rows._hash_cells(e) for e in encoded],
-        "ids, pipelined (encode + hash)": lambda: _rows.row_ids_blob(table),
-        "sort ids (worker thread)": lambda: list(_rows._sorted_buckets(ids, _rows.SORT_BUCKETS)),
-        "tree, SHA-256 per node": lambda: _rows._root_of_level(sorted_blob),
-        "sort + root, pipelined": lambda: _rows.sorted_ids_and_root(blob),
+        "ids, in-process (encode + hash)": _in_process(lambda: _rows.row_ids_blob(table)),
+        "ids, worker processes": lambda: _rows.row_ids_blob(table),
+        "sort ids": lambda: list(_rows._sorted_buckets(ids, _rows.SORT_BUCKETS)),
+        "tree, SHA-256 per node": lambda: _samples.root_of_level(sorted_blob),
+        "sort + root, in-process": _in_process(lambda: _rows.sorted_ids_and_root(blob)),
+        "sort + root, worker processes": lambda: _rows.sorted_ids_and_root(blob),
+        "sample_set_of_table, in-process": _in_process(lambda: _rows.sample_set_of_table(table)),
         "sample_set_of_table (ids + root)": lambda: _rows.sample_set_of_table(table),
     }
     times: dict[str, list[float]] = {k: [] for k in stages}
@@ -172,12 +204,17 @@ def bench_rows(rows: int, rounds: int) -> None:
             times[name].append(_timed(fn))
     for name, v in times.items():
         print(f"  {name:34s} median {statistics.median(v):6.3f} s  best {min(v):6.3f} s")
+    serial = _in_process(lambda: _rows.sample_set_of_table(table))()
+    parallel = _rows.sample_set_of_table(table)
+    same = serial.sorted_ids() == parallel.sorted_ids() and serial.root == parallel.root
     m = statistics.median(times["sample_set_of_table (ids + root)"])
     best = min(times["sample_set_of_table (ids + root)"])
     print(
         f"  => {rows} rows: ids + root in {m:.3f} s median ({best:.3f} s best) = "
         f"{rows / m:,.0f} rows/s; for 1,000,000 rows {m * 1e6 / rows:.2f} s (target < 2 s)"
     )
+    print(f"  in-process and worker-process ids and root identical: {same}")
+    print(f"  load average after: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:

@@ -33,11 +33,18 @@ Everything is vectorized with ``pyarrow.compute``: each column becomes a binary
 array of its encoded cells, the cells are joined per row (the leaf prefix
 ``0x00`` comes first, so each cell is exactly the bytes to hash), and only the
 hashing is a loop in C-level ``map`` calls, one SHA-256 call per row and one
-per tree node. Rows are processed in batches so memory stays bounded and the
-encoding of one batch (pyarrow, which releases the GIL) overlaps with the
-hashing of the previous one; likewise the ids are sorted in prefix buckets on a
-worker thread while the main thread hashes the tree's first level over the
-buckets already sorted.
+per tree node. Rows are processed in batches so memory stays bounded.
+
+Small tables (under :data:`PARALLEL_MIN_ROWS` rows) are hashed in this
+process: the encoding of one batch (pyarrow, which releases the GIL) overlaps
+with the hashing of the previous one, and the ids are sorted in prefix buckets
+on a thread while the tree is hashed over the buckets already sorted. Larger
+tables are hashed by worker processes (:class:`prov_core._samples.HashPool`,
+one per CPU up to four): batches of rows are encoded on the pool's threads and
+hashed in its processes, then the sorted ids are cut into blocks of
+:data:`TREE_BLOCK_IDS` (aligned whole subtrees) whose roots the processes
+compute while the next prefix bucket is sorted; the root is taken over the
+block roots. Ids and roots are the same bytes either way.
 """
 
 from __future__ import annotations
@@ -45,14 +52,23 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prov_core._samples import ID_ALGORITHM, ID_SIZE, SampleSet
+from prov_core._samples import (
+    ID_ALGORITHM,
+    ID_SIZE,
+    HashPool,
+    Job,
+    SampleSet,
+    hash_pool,
+    root_of_level,
+)
 from prov_core.errors import CanonicalizationError, FormatError, InputError, VerificationError
 from prov_core.ledger import merkle
 
@@ -80,16 +96,25 @@ BATCH_ROWS = 1 << 17
 SORT_BUCKETS = 8
 """SORT_BUCKETS prefix buckets are sorted one after the other while earlier ones are hashed."""
 
+PARALLEL_MIN_ROWS = 1 << 18
+"""PARALLEL_MIN_ROWS: from this many rows (or ids) on, worker processes hash.
+
+Below it, starting them (about 0.1 s of CPU each) would cost about what they save.
+"""
+
+PARALLEL_BATCH_ROWS = 1 << 16
+"""PARALLEL_BATCH_ROWS rows make one job for a worker process (about 5 MB of encoded rows)."""
+
+TREE_BLOCK_IDS = 1 << 16
+"""TREE_BLOCK_IDS sorted ids (a power of two) make one subtree whose root is one job."""
+
 _BUCKET_MIN_IDS = 1 << 16  # below this many ids, one sort is cheaper than bucketing
-_NODE_CHUNK = 1 << 16  # tree nodes framed and hashed per step: bounds the Python objects alive
 _LEAF = b"\x00"  # RFC 9162 §2.1.1 leaf prefix
 
 _BIN = pa.large_binary()
 _CANONICAL_NAN = pa.scalar(float("nan"), pa.float64())  # 0x7ff8000000000000 on every IEEE platform
 _ZERO = pa.scalar(0.0, pa.float64())
 _EMPTY = pa.scalar(b"", _BIN)
-_NODE = pa.scalar(b"\x01", pa.binary())  # RFC 9162 §2.1.1 node prefix
-_NO_SEP = pa.scalar(b"", pa.binary())
 _NS_ZEROS = {"s": "000000000", "ms": "000000", "us": "000", "ns": ""}
 
 
@@ -263,24 +288,64 @@ def _batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
         yield table.slice(start, min(size, n - start))  # a table without columns does not clamp
 
 
+def _values(arr: pa.Array) -> memoryview:
+    """_values returns the bytes of all values of a binary or string array, end to end."""
+    width = 8 if pa.types.is_large_binary(arr.type) or pa.types.is_large_string(arr.type) else 4
+    offsets = memoryview(arr.buffers()[1]).cast("q" if width == 8 else "i")
+    start, end = offsets[arr.offset], offsets[arr.offset + len(arr)]
+    data = arr.buffers()[2]
+    return memoryview(data)[start:end] if data is not None else memoryview(b"")
+
+
+def _leaf_job(batch: pa.Table) -> Job:
+    """_leaf_job encodes a batch of rows as a worker job: the struct format and the leaves."""
+    leaves = _encode_leaves(batch)
+    lengths = pc.cast(pc.binary_length(leaves), pa.string())
+    fmt = pc.binary_join_element_wise(lengths, pa.scalar("s"), "")
+    return b"L", b"=" + bytes(_values(fmt)), _values(leaves)
+
+
+def _row_ids_in_processes(
+    table: pa.Table, pool: HashPool, progress: Callable[[int], None] | None
+) -> bytes:
+    batches = list(_batches(table, PARALLEL_BATCH_ROWS))
+    futures = [pool.submit(partial(_leaf_job, b)) for b in batches]
+    out: list[bytes] = []
+    for batch, future in zip(batches, futures, strict=True):
+        out.append(future.result())
+        if progress is not None:
+            progress(batch.num_rows)
+    return b"".join(out)
+
+
 def row_ids_blob(table: pa.Table, progress: Callable[[int], None] | None = None) -> bytes:
     """row_ids_blob returns the id of every row, in row order, concatenated (32 bytes each).
 
-    While the main thread hashes a batch, a worker thread encodes the next one.
-    ``progress``, if given, is called with the number of rows just hashed.
+    ``progress``, if given, is called with the number of rows of each batch
+    whose ids are done, in row order.
     """
     _columns(table)  # refuse duplicate names before any work
+    with hash_pool(table.num_rows, PARALLEL_MIN_ROWS) as pool:
+        return _row_ids_blob(table, pool, progress)
+
+
+def _row_ids_blob(
+    table: pa.Table, pool: HashPool | None, progress: Callable[[int], None] | None
+) -> bytes:
+    """_row_ids_blob hashes in ``pool``'s processes, or here while a thread encodes ahead."""
+    if pool is not None:
+        return _row_ids_in_processes(table, pool, progress)
     out: list[bytes] = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as encoder:
         batches = _batches(table, BATCH_ROWS)
         pending = None
         first = next(batches, None)
         if first is not None:
-            pending = pool.submit(_encode_leaves, first)
+            pending = encoder.submit(_encode_leaves, first)
         while pending is not None:
             rows = pending.result()
             nxt = next(batches, None)
-            pending = pool.submit(_encode_leaves, nxt) if nxt is not None else None
+            pending = encoder.submit(_encode_leaves, nxt) if nxt is not None else None
             out.append(_hash_cells(rows))
             if progress is not None:
                 progress(len(rows))
@@ -345,73 +410,71 @@ def _sorted_buckets(ids: pa.Array, buckets: int) -> Iterator[bytes]:
         yield _sort(pc.filter(ids, mask), pc.filter(key, mask))
 
 
-def _pair_hashes(level: bytes, pairs: int) -> bytes:
-    """_pair_hashes returns ``SHA-256(0x01 || h[2i] || h[2i+1])`` for the first ``pairs`` pairs.
-
-    Arrow frames each 64-byte pair with its prefix in C, so Python makes one
-    ``bytes`` and one hash call per node, in chunks to bound the objects alive.
-    """
-    pairs_array = pa.Array.from_buffers(pa.binary(2 * ID_SIZE), pairs, [None, pa.py_buffer(level)])
-    out: list[bytes] = []
-    for start in range(0, pairs, _NODE_CHUNK):
-        chunk = pc.cast(pairs_array.slice(start, _NODE_CHUNK), pa.binary())
-        framed = pc.binary_join_element_wise(_NODE, chunk, _NO_SEP)
-        out.append(b"".join(map(_digest, map(_sha256, framed.to_pylist()))))
-    return b"".join(out)
-
-
-def _next_level(level: bytes) -> bytes:
-    """_next_level hashes pairs of a level; an odd last hash moves up unchanged (RFC 9162)."""
-    n = len(level) // ID_SIZE
-    up = _pair_hashes(level, n // 2)
-    return up + level[-ID_SIZE:] if n & 1 else up
-
-
-def _root_of_level(level: bytes) -> bytes:
-    """_root_of_level returns the root of the tree above a level of concatenated hashes."""
-    while len(level) > ID_SIZE:
-        level = _next_level(level)
-    return level
-
-
 def sorted_ids_and_root(blob: bytes) -> tuple[bytes, bytes]:
     """sorted_ids_and_root returns the ids of ``blob`` sorted, and the RFC 9162 root over them.
 
-    The ids are the tree's level-0 hashes. A worker thread sorts them in prefix
-    buckets while the main thread hashes the first tree level over the buckets
-    already sorted; the levels above are then hashed from one blob.
+    The ids are the tree's level-0 hashes.
+    """
+    with hash_pool(len(blob) // ID_SIZE, PARALLEL_MIN_ROWS) as pool:
+        return _sorted_ids_and_root(blob, pool)
+
+
+def _sorted_ids_and_root(blob: bytes, pool: HashPool | None) -> tuple[bytes, bytes]:
+    """_sorted_ids_and_root sorts in prefix buckets and hashes blocks of the sorted ids.
+
+    A thread sorts the next bucket while the blocks of :data:`TREE_BLOCK_IDS`
+    ids already sorted are hashed, here or in ``pool``'s processes. Each block
+    starts at a multiple of its power-of-two size, so its root is a node of the
+    whole tree, and the root over the block roots (the last block may be
+    short) is the root over all ids (RFC 9162 §2.1.1).
     """
     n = len(blob) // ID_SIZE
     if n == 0:
         return b"", merkle.EMPTY_ROOT
     ids = _ids_array(blob)
     buckets = SORT_BUCKETS if n >= _BUCKET_MIN_IDS else 1
+    block = TREE_BLOCK_IDS * ID_SIZE
     parts: list[bytes] = []
-    level1: list[bytes] = []
+    roots: list[bytes | Future[bytes]] = []
+
+    def root(level: bytes) -> bytes | Future[bytes]:
+        if pool is None:
+            return root_of_level(level)
+        return pool.submit(partial(_tree_job, level))
+
     carry = b""
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as sorter_thread:
         sorter = _sorted_buckets(ids, buckets)
-        pending = pool.submit(next, sorter, None)
+        pending = sorter_thread.submit(next, sorter, None)
         while (part := pending.result()) is not None:
-            pending = pool.submit(next, sorter, None)
+            pending = sorter_thread.submit(next, sorter, None)
             parts.append(part)
             level = carry + part if carry else part
-            pairs = len(level) // (2 * ID_SIZE)
-            level1.append(_pair_hashes(level, pairs))
-            carry = level[2 * ID_SIZE * pairs :]
-    level1.append(carry)  # an odd last id moves up unchanged
-    return b"".join(parts), _root_of_level(b"".join(level1))
+            whole = len(level) // block * block
+            roots.extend(root(level[i : i + block]) for i in range(0, whole, block))
+            carry = level[whole:]
+    if carry:
+        roots.append(root(carry))
+    tops = b"".join(r if isinstance(r, bytes) else r.result() for r in roots)
+    return b"".join(parts), root_of_level(tops)
+
+
+def _tree_job(level: bytes) -> Job:
+    return b"T", level, b""
 
 
 def sample_set_of_table(table: pa.Table) -> SampleSet:
     """sample_set_of_table returns the row ids of ``table``, sorted, with their Merkle root.
 
-    A ``_prov_id`` column is verified first (see :func:`add_row_ids`).
+    A ``_prov_id`` column is verified first (see :func:`add_row_ids`). Large
+    tables are hashed in worker processes (see the module docstring).
     """
-    blob = row_ids_blob(table)
-    if ROW_ID_COLUMN in table.column_names:
-        _verify_column(table, blob)
-    sorted_blob, root = sorted_ids_and_root(blob)
+    _columns(table)  # refuse duplicate names before any work
+    with hash_pool(table.num_rows, PARALLEL_MIN_ROWS) as pool:
+        blob = _row_ids_blob(table, pool, None)
+        if ROW_ID_COLUMN in table.column_names:
+            _verify_column(table, blob)
+        sorted_blob, root = _sorted_ids_and_root(blob, pool)
     return SampleSet(sorted_blob, leaf_encoding=ROW_ENCODING, root=root)
 
 

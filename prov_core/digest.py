@@ -419,7 +419,12 @@ def add_row_ids(table: pa.Table) -> pa.Table:
 
 
 def sample_set_of_table(table: pa.Table) -> SampleSet:
-    """sample_set_of_table returns the sorted row ids of ``table`` and their Merkle root."""
+    """sample_set_of_table returns the sorted row ids of ``table`` and their Merkle root.
+
+    Tables of 262,144 rows or more are hashed in worker processes, one per CPU
+    up to four (``PROVGATE_HASH_PROCESSES=0`` keeps it in this process); the
+    bytes are the same either way. See docs/digests.md, "Worker processes".
+    """
     from prov_core import _rows
 
     return _rows.sample_set_of_table(table)

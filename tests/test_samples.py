@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prov_core import _rows
+from prov_core import _rows, _samples
 from prov_core import digest as d
 from prov_core._samples import Neighbour, sorted_root
 from prov_core.errors import (
@@ -705,16 +705,18 @@ def test_bucketed_sort_and_root_match_the_reference(
     monkeypatch: pytest.MonkeyPatch, n: int
 ) -> None:
     monkeypatch.setattr(_rows, "_BUCKET_MIN_IDS", 4)
-    monkeypatch.setattr(_rows, "_NODE_CHUNK", 8)
+    monkeypatch.setattr(_samples, "_NODE_CHUNK", 8)
     ids = _ids(n, dup=3 if n > 3 else 0)
     if n > 3:  # distinct ids that share their first 8 bytes: the tie-break must order them
         ids += [ids[0][:8] + bytes([b]) * 24 for b in (0, 255, 7)]
     for buckets in (1, 2, 8):
-        monkeypatch.setattr(_rows, "SORT_BUCKETS", buckets)
-        sorted_blob, root = _rows.sorted_ids_and_root(b"".join(ids))
-        assert sorted_blob == b"".join(sorted(ids))
-        assert root == merkle.root_of(sorted(ids))
-        assert root == (merkle.MemoryTree(sorted(ids)).root() if ids else merkle.EMPTY_ROOT)
+        for block in (1, 2, 16, 1 << 16):  # subtree blocks, hashed apart then combined
+            monkeypatch.setattr(_rows, "SORT_BUCKETS", buckets)
+            monkeypatch.setattr(_rows, "TREE_BLOCK_IDS", block)
+            sorted_blob, root = _rows.sorted_ids_and_root(b"".join(ids))
+            assert sorted_blob == b"".join(sorted(ids))
+            assert root == merkle.root_of(sorted(ids))
+            assert root == (merkle.MemoryTree(sorted(ids)).root() if ids else merkle.EMPTY_ROOT)
 
 
 def test_prov_id_check_names_the_first_bad_row_and_accepts_any_hex_case() -> None:
