@@ -207,6 +207,34 @@ def test_allowed_answer_is_recorded_with_digests_and_traced_chunks(world: World)
     assert verify_home(world.home).ok
 
 
+def test_trace_from_an_answer_reaches_exactly_its_sources(world: World, tmp_path: Path) -> None:
+    """Upstream of an answer: its chunks' ingest records directly, the rest through the model."""
+    from prov_core.lineage import open_lineage
+
+    unrelated = tmp_path / "unrelated.txt"
+    unrelated.write_text("never snapshotted, never retrieved\n")
+    other = ingest_path(
+        world.recorder, unrelated, IngestRequest(source="https://x.example", license="MIT")
+    ).attestation.log_index
+    with world.tracer() as tracer:
+        decision = _answer(tracer, world.model, (world.chunk("faq.md"), world.uri("faq.md")))
+    assert decision.attestation is not None
+    answer = decision.attestation.log_index
+    with open_lineage(world.home) as lineage:
+        graph = lineage.upstream(answer)
+        report = lineage.verify_chain(answer)
+    ingests = {n.log_index for n in graph.of_kind("ingest")}
+    assert ingests == set(world.ingests.values())  # the model's training data, all of it
+    assert other not in graph.nodes
+    direct = {e.parent for e in graph.edges if e.child == answer}
+    assert world.ingests["faq.md"] in direct  # the retrieved chunk's own source
+    assert world.ingests["policy.md"] not in direct  # reached only through the model
+    assert world.snap.log_index in direct
+    assert world.model.training is not None
+    assert world.model.training.log_index in direct
+    assert report.ok, report.problems
+
+
 def test_prompt_in_clear_only_when_configured(world: World) -> None:
     with world.tracer(record_prompt=True) as tracer:
         decision = _answer(tracer, world.model, (world.chunk("faq.md"), world.uri("faq.md")))
