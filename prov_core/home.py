@@ -151,10 +151,10 @@ class Home:
         if url is not None:
             from prov_core.ledger.postgres import PostgresLedger
 
-            return PostgresLedger(url, origin=self.origin, note_signer=self.note_signer())
+            return PostgresLedger(url, origin=self.origin, note_signer=_LazyNoteSigner(self))
         from prov_core.ledger.sqlite import SQLiteLedger
 
-        return SQLiteLedger(self.ledger_path, origin=self.origin, note_signer=self.note_signer())
+        return SQLiteLedger(self.ledger_path, origin=self.origin, note_signer=_LazyNoteSigner(self))
 
     def note_signer(self) -> Any:
         """The signed-note key that signs this home's checkpoints."""
@@ -171,6 +171,23 @@ class Home:
             for entry in self.trust().entries()
             if entry.status != "revoked"
         ]
+
+
+class _LazyNoteSigner:
+    """_LazyNoteSigner loads the home's signing key at the first checkpoint it signs.
+
+    So reading a ledger (verify, trace, the web view) never needs the private
+    key: a read-only process can run where the key file is not readable.
+    """
+
+    def __init__(self, home: Home) -> None:
+        self._home = home
+        self._signer: Any = None
+
+    def sign_note(self, text: bytes) -> bytes:
+        if self._signer is None:
+            self._signer = self._home.note_signer()
+        return bytes(self._signer.sign_note(text))
 
 
 def _read_config(path: Path) -> dict[str, Any]:

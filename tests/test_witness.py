@@ -111,3 +111,16 @@ def test_empty_log_and_directory(cli: Cli, tmp_path: Path) -> None:
     assert got.code == 2
     assert "empty" in got.err
     assert not (tmp_path / "checkpoint").exists()
+
+
+def test_reading_needs_no_private_key(logged: Cli, tmp_path: Path) -> None:
+    """verify, trace and witness read the ledger; none of them loads the signing key."""
+    keys = logged.home / "keys"
+    for key in keys.iterdir():
+        key.rename(tmp_path / key.name)  # the key is elsewhere (e.g. only in the writer's vault)
+    assert logged("verify").code == 0
+    assert logged("trace", "0", "--down").code == 0
+    assert logged("log", "witness", str(tmp_path / "checkpoint")).code == 0
+    got = logged("ingest", str(tmp_path / "checkpoint"), "--source", "x:y", "--license", "MIT")
+    assert got.code != 0  # writing still needs it, and says so
+    assert "key" in got.err

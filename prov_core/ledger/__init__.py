@@ -15,6 +15,7 @@ from prov_core.ledger.audit import AuditReport, Problem, audit_log
 from prov_core.ledger.base import Appended, BaseLedger, Ledger
 from prov_core.ledger.checkpoint import (
     Checkpoint,
+    CheckpointSigner,
     NoteSignatureError,
     NoteSigner,
     NoteVerifier,
@@ -35,6 +36,7 @@ __all__ = [
     "AuditReport",
     "BaseLedger",
     "Checkpoint",
+    "CheckpointSigner",
     "Ledger",
     "MemoryLedger",
     "NoteSignatureError",

@@ -57,7 +57,7 @@ from typing import ClassVar, Protocol, Self, runtime_checkable
 
 from prov_core.errors import InputError
 from prov_core.ledger import merkle
-from prov_core.ledger.checkpoint import NoteSigner, format_receipt
+from prov_core.ledger.checkpoint import CheckpointSigner, format_receipt
 
 __all__ = ["MAX_BATCH", "MAX_LEAF_BYTES", "Appended", "BaseLedger", "Ledger"]
 
@@ -115,7 +115,7 @@ class BaseLedger(abc.ABC):
 
     kind: ClassVar[str] = ""
     origin: str
-    note_signer: NoteSigner
+    note_signer: CheckpointSigner
 
     @abc.abstractmethod
     def append(self, leaves: Sequence[bytes]) -> Appended:

@@ -49,6 +49,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -235,6 +236,12 @@ class NoteVerifier:
 
     def __repr__(self) -> str:
         return f"NoteVerifier({self.name!r}, key_id={self.key_id:08x})"
+
+
+class CheckpointSigner(Protocol):
+    """CheckpointSigner is what a ledger needs to sign its checkpoints (NoteSigner is one)."""
+
+    def sign_note(self, text: bytes) -> bytes: ...
 
 
 class NoteSigner:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 
 from prov_core.errors import InputError, LedgerError, LedgerIntegrityError
 from prov_core.ledger.base import Appended, BaseLedger, check_leaves
-from prov_core.ledger.checkpoint import Checkpoint, NoteSigner, checkpoint_body
+from prov_core.ledger.checkpoint import Checkpoint, CheckpointSigner, checkpoint_body
 from prov_core.ledger.merkle import Frontier, leaf_hash
 
 __all__ = ["MemoryLedger"]
@@ -22,7 +22,7 @@ class MemoryLedger(BaseLedger):
 
     kind = "memory"
 
-    def __init__(self, origin: str, note_signer: NoteSigner) -> None:
+    def __init__(self, origin: str, note_signer: CheckpointSigner) -> None:
         """__init__ makes an empty log for ``origin`` whose checkpoints ``note_signer`` signs."""
         Checkpoint(origin, 0, bytes(32))  # validates the origin
         self.origin = origin

@@ -77,7 +77,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from prov_core.errors import ConfigError, InputError, LedgerError, LedgerIntegrityError
 from prov_core.ledger.base import Appended, BaseLedger, check_leaves
-from prov_core.ledger.checkpoint import Checkpoint, NoteSigner, checkpoint_body
+from prov_core.ledger.checkpoint import Checkpoint, CheckpointSigner, checkpoint_body
 from prov_core.ledger.merkle import HASH_SIZE, Frontier
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class PostgresLedger(BaseLedger):
         self,
         url: str,
         origin: str,
-        note_signer: NoteSigner,
+        note_signer: CheckpointSigner,
         *,
         connect_timeout: float = 10.0,
         lock_timeout: float = 30.0,

@@ -53,7 +53,7 @@ from typing import Literal
 
 from prov_core.errors import ConfigError, InputError, LedgerError, LedgerIntegrityError
 from prov_core.ledger.base import Appended, BaseLedger, check_leaves
-from prov_core.ledger.checkpoint import Checkpoint, NoteSigner, checkpoint_body
+from prov_core.ledger.checkpoint import Checkpoint, CheckpointSigner, checkpoint_body
 from prov_core.ledger.merkle import HASH_SIZE, Frontier
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "SQLiteLedger"]
@@ -97,7 +97,7 @@ class SQLiteLedger(BaseLedger):
         self,
         path: str | os.PathLike[str],
         origin: str,
-        note_signer: NoteSigner,
+        note_signer: CheckpointSigner,
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout: float = 30.0,
