@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -124,10 +124,10 @@ class InputState:
         )
 
 
-def derived_from(rec: SnapshotRecord) -> dict[int, str]:
-    """derived_from maps log index -> envelope sha256 from the signed ``derivedFrom``."""
+def derived_from(predicate: Mapping[str, Any]) -> dict[int, str]:
+    """derived_from maps log index -> envelope sha256 from a predicate's ``derivedFrom``."""
     out: dict[int, str] = {}
-    raw = rec.statement.predicate.get("derivedFrom")
+    raw = predicate.get("derivedFrom")
     for d in raw if isinstance(raw, list) else []:
         if not isinstance(d, dict):
             continue
@@ -140,14 +140,15 @@ def derived_from(rec: SnapshotRecord) -> dict[int, str]:
     return out
 
 
-def signature_code(exc: VerificationError) -> str:
+def signature_code(exc: VerificationError, other: str = "bad-signature") -> str:
+    """signature_code names why a signature check failed; ``other`` for any other failure."""
     if isinstance(exc, RevokedKeyError):
         return "revoked-key"
     if isinstance(exc, UntrustedKeyError):
         return "untrusted-key"
     if isinstance(exc, SignatureError):
         return "bad-signature"
-    return "bad-signature"
+    return other
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ class CustodyWalk:
         except ProvgateError as exc:
             self._reason("malformed-record", f"snapshot record {log_index}: {exc}")
             return False
-        derived = derived_from(rec)
+        derived = derived_from(rec.statement.predicate)
         bare: list[str] = []
         for obj in rec.objects:
             covered = False
@@ -431,6 +432,32 @@ class CustodyWalk:
                 "leads to verified ingest records",
             )
         return found
+
+    def covers(
+        self,
+        path: str,
+        blake3_hex: str,
+        records: Sequence[tuple[int, str | None]],
+        *,
+        via: str,
+    ) -> bool:
+        """covers reports whether any of ``records`` (log index, expected envelope sha256)
+        verifies and covers content ``blake3_hex`` at ``path``; each that verifies but
+        cannot cover it is a ``coverage-mismatch`` reason."""
+        covered = False
+        for log_index, expected in records:
+            node = self.record(log_index, expected or None, depth=0, via=via)
+            if not node.ok:
+                continue
+            claim = self.refuted(node, blake3_hex)
+            if claim is not None:
+                self._reason(
+                    "coverage-mismatch",
+                    f"{path}: {kind_name(node.kind)} record {log_index} cannot cover it: {claim}",
+                )
+                continue
+            covered = True
+        return covered
 
     def refuted(self, node: CustodyNode, blake3_hex: str) -> str | None:
         """refuted says why ``node`` cannot cover content ``blake3_hex``, or None."""

@@ -97,7 +97,6 @@ from prov_core.custody import (
     InputState,
     Reason,
     derived_from,
-    kind_name,
     signature_code,
 )
 from prov_core.errors import (
@@ -495,33 +494,13 @@ def _judge_input(
         reasons.append(Reason("empty-input", text, f"the snapshot has no object under {prefix!r}"))
     # 4. Lineage: the records the signed record names for each object, walked
     # through transform steps back to ingest records.
-    derived = derived_from(rec)
+    derived = derived_from(rec.statement.predicate)
     lineage = CustodyWalk(state, ledger, trust, index, reasons, samples=samples)
     uncovered = list(unrecorded)
     for obj in selected:
-        covered = False
-        for log_index in obj.records:
-            node = lineage.record(
-                log_index,
-                derived.get(log_index),
-                depth=0,
-                via="the signed snapshot record derives from",
-            )
-            if not node.ok:
-                continue
-            claim = lineage.refuted(node, obj.blake3)
-            if claim is not None:
-                reasons.append(
-                    Reason(
-                        "coverage-mismatch",
-                        text,
-                        f"{obj.path}: {kind_name(node.kind)} record {log_index} cannot cover "
-                        f"it: {claim}",
-                    )
-                )
-                continue
-            covered = True
-        if not covered:
+        records = [(i, derived.get(i)) for i in obj.records]
+        via = "the signed snapshot record derives from"
+        if not lineage.covers(obj.path, obj.blake3, records, via=via):
             uncovered.append(obj.path)
     state.uncovered = uncovered
     reasons.extend(

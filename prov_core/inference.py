@@ -892,7 +892,7 @@ def _trace_chunk_or_raise(
     *,
     snapshots: dict[tuple[str, str, str], _Snapshot],
 ) -> _ChunkTrace:
-    from prov_core.custody import CustodyWalk, InputState, Reason, kind_name
+    from prov_core.custody import CustodyWalk, InputState, Reason, derived_from
 
     uri = item.snapshot
     if not uri.pinned:
@@ -932,25 +932,10 @@ def _trace_chunk_or_raise(
         walk = list(item.ingest)
         via = "the caller names"
     else:
-        derived = _derived(rec.statement.predicate)
+        derived = derived_from(rec.statement.predicate)
         walk = [(i, derived.get(i, "")) for i in obj.records]
         via = "the signed snapshot record derives from"
-    covered = False
-    for log_index, sha in walk:
-        node = lineage.record(log_index, sha or None, depth=0, via=via)
-        if not node.ok:
-            continue
-        claim = lineage.refuted(node, obj.blake3)
-        if claim is not None:
-            reasons.append(
-                Reason(
-                    "coverage-mismatch",
-                    state.text,
-                    f"{kind_name(node.kind)} record {log_index} cannot cover {obj.path}: {claim}",
-                )
-            )
-            continue
-        covered = True
+    covered = lineage.covers(obj.path, obj.blake3, walk, via=via)
     ingests = tuple(state.ingests)
     ingest_refs = tuple(
         _descriptor(i.log_index, state.attestations[i.log_index], origin)
@@ -994,20 +979,6 @@ def _untraced(
         covered=False,
     )
     return _ChunkTrace(facts, reasons, snapshot_ref, ())
-
-
-def _derived(predicate: Mapping[str, Any]) -> dict[int, str]:
-    """Log index -> envelope sha256 from a snapshot record's signed ``derivedFrom``."""
-    out: dict[int, str] = {}
-    raw = predicate.get("derivedFrom")
-    for d in raw if isinstance(raw, list) else []:
-        annotations = d.get("annotations") if isinstance(d, dict) else None
-        digest = d.get("digest") if isinstance(d, dict) else None
-        if isinstance(annotations, dict) and isinstance(digest, dict):
-            i, sha = annotations.get("logIndex"), digest.get("sha256")
-            if type(i) is int and isinstance(sha, str):
-                out[i] = sha
-    return out
 
 
 # --------------------------------------------------------------------------

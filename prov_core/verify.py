@@ -181,7 +181,9 @@ def _check_entry(
             envelope, trust, predicate_type=statement.predicate_type if statement else ""
         )
     except VerificationError as exc:
-        problems.append(problem(_kind(exc), str(exc)))
+        from prov_core.custody import signature_code
+
+        problems.append(problem(signature_code(exc, "unverified"), str(exc)))
     for sig in envelope.signatures:
         if sig.keyid in retired_at and retired_at[sig.keyid] < index:
             problems.append(
@@ -199,15 +201,3 @@ def _check_entry(
             elif event.get("event") == "revoked":
                 revoked_in_log.setdefault(keyid, index)
     return problems
-
-
-def _kind(exc: VerificationError) -> str:
-    from prov_core.errors import RevokedKeyError, SignatureError, UntrustedKeyError
-
-    if isinstance(exc, RevokedKeyError):
-        return "revoked-key"
-    if isinstance(exc, UntrustedKeyError):
-        return "untrusted-key"
-    if isinstance(exc, SignatureError):
-        return "bad-signature"
-    return "unverified"
