@@ -35,15 +35,12 @@ import base64
 import hashlib
 import json
 import re
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from prov_core.errors import ConfigError, InputError, LedgerError
+from prov_core._sqlite_index import SQLiteIndex
+from prov_core.errors import InputError
 
 if TYPE_CHECKING:
     from prov_core.ledger.base import Ledger
@@ -76,73 +73,13 @@ class RecordRef:
     predicate_type: str = ""
 
 
-class ContentIndex:
+class ContentIndex(SQLiteIndex):
     """ContentIndex is the SQLite index described in the module docstring."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"cannot open the content index {self.path}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            with self._tx():
-                for ddl in _TABLES:
-                    conn.execute(ddl)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
-                    (SCHEMA_NAME, str(SCHEMA_VERSION)),
-                )
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except (sqlite3.Error, LedgerError) as exc:
-            conn.close()
-            self._conn = None
-            raise ConfigError(f"{self.path} is not a usable provgate content index: {exc}") from exc
-        if meta.get("schema") != SCHEMA_NAME or meta.get("version") != str(SCHEMA_VERSION):
-            self.close()
-            raise ConfigError(
-                f"{self.path} is not a provgate content index of version {SCHEMA_VERSION} "
-                f"(meta {meta})"
-            )
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """_tx runs one write transaction; sqlite3 errors become LedgerError."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise LedgerError(f"content index {self.path} is closed")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise LedgerError(f"content index {self.path}: {exc}") from exc
-
-    def close(self) -> None:
-        """close releases the database; the index may be reopened."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> ContentIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    what = "content index"
+    schema = SCHEMA_NAME
+    version = SCHEMA_VERSION
+    tables = _TABLES
 
     def add_content(self, digests: Iterable[str], record: RecordRef) -> None:
         """add_content says that ``record`` covers every BLAKE3 (hex) in ``digests``."""

@@ -51,14 +51,12 @@ import hashlib
 import json
 import re
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from prov_core.errors import ConfigError, InputError, LedgerError
+from prov_core._sqlite_index import SQLiteIndex
+from prov_core.errors import InputError
 
 if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
@@ -399,74 +397,15 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
 # The index
 
 
-class LineageIndex:
+class LineageIndex(SQLiteIndex):
     """LineageIndex is the SQLite edge index described in the module docstring."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"cannot open the lineage index {self.path}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA mmap_size = 268435456")  # walks touch pages all over the file
-            with self._tx():
-                for ddl in _TABLES:
-                    conn.execute(ddl)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
-                    (SCHEMA_NAME, str(SCHEMA_VERSION)),
-                )
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except (sqlite3.Error, LedgerError) as exc:
-            conn.close()
-            self._conn = None
-            raise ConfigError(f"{self.path} is not a usable provgate lineage index: {exc}") from exc
-        if meta.get("schema") != SCHEMA_NAME or meta.get("version") != str(SCHEMA_VERSION):
-            self.close()
-            raise ConfigError(
-                f"{self.path} is not a provgate lineage index of version {SCHEMA_VERSION} "
-                f"(meta {meta}); delete it and it is rebuilt from the ledger"
-            )
-
-    @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """_tx runs one transaction (BEGIN IMMEDIATE when writing); errors become LedgerError."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise LedgerError(f"lineage index {self.path} is closed")
-            try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise LedgerError(f"lineage index {self.path}: {exc}") from exc
-
-    def close(self) -> None:
-        """close releases the database; the index may be reopened."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> LineageIndex:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    what = "lineage index"
+    schema = SCHEMA_NAME
+    version = SCHEMA_VERSION
+    tables = _TABLES
+    pragmas = ("PRAGMA mmap_size = 268435456",)  # walks touch pages all over the file
+    stale_hint = "; delete it and it is rebuilt from the ledger"
 
     # -- building ------------------------------------------------------------
 
