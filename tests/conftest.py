@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,3 +154,31 @@ def postgres_url() -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def tamper_statement(
+    ledger_path: Path, log_index: int, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """Edit a record's statement in its SQLite ledger row, as an attacker holding the file
+    but not the key: the payload changes, the signature and the tree's hashes do not."""
+    db = sqlite3.connect(ledger_path, isolation_level=None)
+    try:
+        (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (log_index,)).fetchone()
+        envelope = json.loads(leaf)
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        edit(statement)
+        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        db.execute(
+            "UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), log_index)
+        )
+    finally:
+        db.close()
+
+
+def rename_step(ledger_path: Path, log_index: int, name: str) -> None:
+    """Rename a transform step in its signed record (a tampered lineage node)."""
+
+    def edit(statement: dict[str, Any]) -> None:
+        statement["predicate"]["buildDefinition"]["externalParameters"]["step"] = name
+
+    tamper_statement(ledger_path, log_index, edit)

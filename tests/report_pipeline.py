@@ -12,9 +12,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +24,7 @@ from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.snapshot_record import commit_snapshot
 from prov_core.step import TRAINING_BUILD_TYPE, Artifact, Attestation, record_step
 
-from .conftest import demo_home
+from .conftest import demo_home, rename_step
 
 HOSTILE = "https://example.org/a<script>alert('x')</script>"
 
@@ -139,13 +136,4 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
 
 def tamper_step_name(home: Any, log_index: int, name: str) -> None:
     """Edit a step record's payload in the ledger's SQLite row, as an attacker with the file."""
-    db = sqlite3.connect(home.ledger_path, isolation_level=None)
-    (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (log_index,)).fetchone()
-    envelope = json.loads(leaf)
-    statement = json.loads(base64.b64decode(envelope["payload"]))
-    statement["predicate"]["buildDefinition"]["externalParameters"]["step"] = name
-    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    db.execute(
-        "UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), log_index)
-    )
-    db.close()
+    rename_step(home.ledger_path, log_index, name)

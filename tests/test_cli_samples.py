@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from prov_core.snapshot_samples import file_sample_id
 from prov_core.statement import SNAPSHOT_V1
 from prov_core.step import TRAINING_BUILD_TYPE, Artifact, Attestation, Recorder, record_step
 
-from .conftest import Cli
+from .conftest import Cli, tamper_statement
 
 
 @pytest.fixture
@@ -141,12 +140,11 @@ def test_report_and_prov_export(trained: tuple[Cli, str, int], tmp_path: Path) -
 
 def test_report_of_a_tampered_chain_exits_1(trained: tuple[Cli, str, int]) -> None:
     cli, _, model = trained
-    with sqlite3.connect(cli.home / "ledger.sqlite") as db:  # the reviews.csv ingest record
-        (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = 0").fetchone()
-        envelope = json.loads(leaf)
-        payload = base64.b64decode(envelope["payload"]).replace(b'"MIT"', b'"0BSD"')
-        envelope["payload"] = base64.b64encode(payload).decode()
-        db.execute("UPDATE entries SET leaf = ? WHERE idx = 0", (json.dumps(envelope).encode(),))
+
+    def relicense(statement: dict[str, Any]) -> None:  # the reviews.csv ingest record
+        statement["predicate"]["license"]["spdx"] = "0BSD"
+
+    tamper_statement(cli.home / "ledger.sqlite", 0, relicense)
     got = cli("report", str(model), "--format", "md")
     assert got.code == 1
     assert "FAILED" in got.err

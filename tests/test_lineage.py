@@ -12,8 +12,6 @@ The pipeline (every record real, signed and in the ledger)::
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from prov_core.lineage_index import LineageIndex, parse_record
 from prov_core.snapshot_record import commit_snapshot
 from prov_core.step import TRAINING_BUILD_TYPE, Artifact, Attestation, record_step
 
-from .conftest import Cli, demo_home
+from .conftest import Cli, demo_home, rename_step
 
 
 @dataclass
@@ -267,17 +265,7 @@ def test_untouched_chain_verifies(pipe: Pipeline) -> None:
 
 
 def _tamper_step_name(home: Any, log_index: int, name: str) -> None:
-    """Edit a step record's payload in the ledger's SQLite row, as an attacker with the file."""
-    db = sqlite3.connect(home.ledger_path, isolation_level=None)
-    (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (log_index,)).fetchone()
-    envelope = json.loads(leaf)
-    statement = json.loads(base64.b64decode(envelope["payload"]))
-    statement["predicate"]["buildDefinition"]["externalParameters"]["step"] = name
-    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    db.execute(
-        "UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), log_index)
-    )
-    db.close()
+    rename_step(home.ledger_path, log_index, name)
 
 
 @pytest.mark.parametrize("indexed_before", [True, False])

@@ -9,9 +9,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ from prov_core.digest import digest_path
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.snapshot_record import commit_snapshot
 from prov_core.step import TRAINING_BUILD_TYPE, Artifact, record_step
-from tests.conftest import demo_home
+from tests.conftest import demo_home, rename_step
 
 SOURCES = {
     "reviews": ("reviews.csv", "https://example.org/reviews.csv", "CC0-1.0"),
@@ -85,15 +82,4 @@ def built(tmp_path: Path) -> Iterator[Pipeline]:
 
 def tamper_step(home: Any, log_index: int) -> None:
     """tamper_step edits a step record's payload in the ledger's SQLite row (leaf column)."""
-    db = sqlite3.connect(home.ledger_path, isolation_level=None)
-    try:
-        (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (log_index,)).fetchone()
-        envelope = json.loads(leaf)
-        statement = json.loads(base64.b64decode(envelope["payload"]))
-        statement["predicate"]["buildDefinition"]["externalParameters"]["step"] = "not-clean"
-        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-        db.execute(
-            "UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), log_index)
-        )
-    finally:
-        db.close()
+    rename_step(home.ledger_path, log_index, "not-clean")
