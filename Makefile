@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test lint clean
+.PHONY: demo tour test lint clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "provgate needs Python >= 3.11 on PATH" >&2; exit 2; }
@@ -19,7 +19,15 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 	@touch $@
 
+# The reference pipeline (example_pipelines/) in Dagster on the embedded defaults
+# (SQLite ledger, local store), with the adapter installed beside; prints the
+# verified lineage of the model and of one answer.
 demo: $(BIN)/.installed
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e . -e 'integrations/dagster[example]'
+	PROVGATE_HOME=.provgate-demo $(BIN)/python example_pipelines/run_dagster.py
+
+# The five-minute tour of the CLI on the bundled dataset (examples/cli_tour.sh).
+tour: $(BIN)/.installed
 	@PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/cli_tour.sh
 
 # Tools run as `python -m ...` so no script shebang decides which interpreter runs them.
@@ -30,4 +38,4 @@ lint: $(BIN)/.installed
 	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check . && $(BIN)/python -m mypy
 
 clean:
-	rm -rf $(VENV) .nox .provgate-demo
+	rm -rf $(VENV) .nox .provgate-demo .provgate-example
