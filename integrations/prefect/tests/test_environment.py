@@ -3,7 +3,6 @@
 import prefect
 import prov_prefect
 from prefect import flow, task
-from prefect.testing.utilities import prefect_test_harness
 
 from prov_core.digest import digest_bytes
 
@@ -13,11 +12,7 @@ def test_targets_prefect_3_9() -> None:
     assert prov_prefect.__version__ == "0.1.0"
 
 
-def test_flow_runs_with_a_provgate_digest(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-
+def test_flow_runs_with_a_provgate_digest(prefect_server: None) -> None:
     @task
     def digest(data: bytes) -> str:
         return digest_bytes(data)
@@ -26,5 +21,4 @@ def test_flow_runs_with_a_provgate_digest(tmp_path, monkeypatch) -> None:
     def pipeline() -> str:
         return digest(b"hello")
 
-    with prefect_test_harness():
-        assert pipeline() == digest_bytes(b"hello")
+    assert pipeline() == digest_bytes(b"hello")

@@ -1,0 +1,45 @@
+"""Errors of the Prefect adapter; raised inside a task, Prefect shows them as its Failed state.
+
+::
+
+    Exception
+    └── ProvenanceError        provenance could not be recorded or read for a task run
+        └── ProvenanceRefused  the training gate refused the task's inputs (every reason)
+
+Prefect marks a task run Failed with the exception's message, so the message
+carries every reason. Hooks cannot fail a run (Prefect logs their errors), so
+only the gate, which runs inside the task, raises these to the task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["ProvenanceError", "ProvenanceRefused"]
+
+
+class ProvenanceError(Exception):
+    """ProvenanceError fails a task run: provgate could not record or read its provenance."""
+
+
+class ProvenanceRefused(ProvenanceError):
+    """ProvenanceRefused fails a training task the gate refused; ``reasons`` lists every reason.
+
+    The decision is recorded in the ledger (a signed SLSA VSA) before this is raised;
+    ``vsa_log_index`` says where (None when even that could not be recorded).
+    """
+
+    def __init__(
+        self, task: str, reasons: Sequence[str], *, vsa_log_index: int | None, inputs: Sequence[str]
+    ) -> None:
+        self.task = task
+        self.reasons = tuple(reasons)
+        self.vsa_log_index = vsa_log_index
+        self.inputs = tuple(inputs)
+        recorded = (
+            f"the refusal is recorded at log index {vsa_log_index}"
+            if vsa_log_index is not None
+            else "the refusal could not be recorded"
+        )
+        lines = "\n".join(f"- {r}" for r in self.reasons)
+        super().__init__(f"the training gate refused the inputs of {task} ({recorded}):\n{lines}")
