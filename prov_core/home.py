@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -237,27 +239,50 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
     from prov_core.trust import TrustStore
 
     path = path or default_home_path()
-    created = False
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{path} exists and is not a directory")
-    if not (path / _CONFIG).exists():
+    try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        config: dict[str, Any] = {
-            "version": CONFIG_VERSION,
-            "origin": f"provgate.local/{secrets.token_hex(8)}",
-            "ledger": _LEDGER,
-        }
-        write_atomic(path / _CONFIG, json.dumps(config, indent=2).encode() + b"\n")
-        created = True
-    stored = _read_config(path)
-    home = Home(path=path, origin=stored["origin"], ledger_name=stored["ledger"])
-    home.keys_dir.mkdir(mode=0o700, exist_ok=True)
-    if not home.trust_path.exists():
-        signer = signing.generate_key(home.keys_dir)
-        store = TrustStore.empty()
-        store.add(signer, note_name=home.origin)
-        store.save(home.trust_path)
-        created = True
-    ledger_existed = home.ledger_url is not None or home.ledger_path.exists()
-    home.open_ledger().close()
+    except OSError as exc:
+        raise ConfigError(f"cannot create the provgate home {path}: {exc.strerror}") from exc
+    with _init_lock(path):  # processes creating the same home at once make one home
+        created = False
+        if not (path / _CONFIG).exists():
+            config: dict[str, Any] = {
+                "version": CONFIG_VERSION,
+                "origin": f"provgate.local/{secrets.token_hex(8)}",
+                "ledger": _LEDGER,
+            }
+            write_atomic(path / _CONFIG, json.dumps(config, indent=2).encode() + b"\n")
+            created = True
+        stored = _read_config(path)
+        home = Home(path=path, origin=stored["origin"], ledger_name=stored["ledger"])
+        home.keys_dir.mkdir(mode=0o700, exist_ok=True)
+        if not home.trust_path.exists():
+            signer = signing.generate_key(home.keys_dir)
+            store = TrustStore.empty()
+            store.add(signer, note_name=home.origin)
+            store.save(home.trust_path)
+            created = True
+        ledger_existed = home.ledger_url is not None or home.ledger_path.exists()
+        home.open_ledger().close()
     return home, created or not ledger_existed
+
+
+@contextmanager
+def _init_lock(path: Path) -> Iterator[None]:
+    """_init_lock holds an exclusive lock on ``path/.init.lock`` (POSIX flock; no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        fd = os.open(path / ".init.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot lock the provgate home {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
