@@ -1,0 +1,41 @@
+"""Errors of the Airflow adapter; the root subclasses ``AirflowException`` (the log shows ours).
+
+::
+
+    AirflowException
+    └── ProvenanceError            provgate could not record or read a task's provenance
+        └── ProvenanceRefused      the training gate refused (every reason); also an
+                                   AirflowFailException: a refusal is never retried
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+__all__ = ["ProvenanceError", "ProvenanceRefused"]
+
+
+class ProvenanceError(AirflowException):
+    """ProvenanceError fails the task: provgate could not record or find its provenance."""
+
+
+class ProvenanceRefused(ProvenanceError, AirflowFailException):
+    """ProvenanceRefused fails a training task the gate refused; ``reasons`` lists every reason.
+
+    The decision is recorded in the ledger (a signed SLSA VSA) before this is raised;
+    ``vsa_log_index`` says where (None when even that could not be recorded). Not retried:
+    the same inputs are refused again.
+    """
+
+    def __init__(self, task: str, reasons: Sequence[str], *, vsa_log_index: int | None) -> None:
+        self.reasons = tuple(reasons)
+        self.vsa_log_index = vsa_log_index
+        recorded = (
+            f"the refusal is recorded at log index {vsa_log_index}"
+            if vsa_log_index is not None
+            else "the refusal could not be recorded"
+        )
+        lines = "\n".join(f"- {r}" for r in self.reasons)
+        super().__init__(f"the training gate refused the inputs of {task} ({recorded}):\n{lines}")

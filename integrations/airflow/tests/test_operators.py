@@ -1,0 +1,217 @@
+"""The operators and ``@task.provenance`` in a real ``dag.test()``: ingest -> clean ->
+snapshot -> gated training -> a plain task, every record verifying and linked to its
+upstream tasks; the gate refusing a branch ref with its reasons; a tampered ledger
+failing ``provgate verify``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from _records import input_indices, node_report, open_home, orchestrator, statement
+
+PIPELINE = """
+import pendulum
+from pathlib import Path
+from airflow.sdk import Asset, dag, task
+from prov_airflow import (
+    ProvenanceIngestOperator, ProvenanceSnapshotOperator, ProvenanceTrainingOperator,
+)
+
+WORK = Path("{work}")
+
+def fit(pinned=None):
+    model = WORK / "model.bin"
+    model.write_text("weights trained on " + ",".join(pinned))
+    return model
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
+def pipeline():
+    ingest = ProvenanceIngestOperator(
+        task_id="ingest", path=str(WORK / "raw.csv"),
+        source="https://example.org/reviews", license="CC0-1.0",
+        request_fields={"method": "synthetic"},
+    )
+
+    @task.provenance(outlets=[Asset(name="clean_reviews", uri="file:///clean/reviews.csv")])
+    def clean():
+        out = WORK / "clean" / "reviews.csv"
+        out.parent.mkdir(exist_ok=True)
+        rows = (WORK / "raw.csv").read_text().splitlines()
+        out.write_text("\\n".join(r.lower() for r in rows) + "\\n")
+        return out
+
+    snapshot = ProvenanceSnapshotOperator(
+        task_id="snapshot", path=str(WORK / "clean"), repo="reviews",
+    )
+    train = ProvenanceTrainingOperator(task_id="train", python_callable=fit, inputs={inputs})
+
+    @task
+    def report(paths):
+        return sorted(paths)
+
+    c = clean()
+    ingest >> c >> snapshot >> train
+    report(train.output)
+
+pipeline()
+"""
+
+
+def _data(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "raw.csv").write_text("id,text\n1,Good Product\n2,BAD service\n3,Fine\n")
+    return work
+
+
+def test_pipeline_records_every_task_linked_to_its_upstream(run_dag, prov_home, tmp_path):
+    work = _data(tmp_path)
+    res = run_dag("prov_pipeline", PIPELINE, work=work, inputs="None")
+    assert res.state == "success", res.states
+    assert set(res.states.values()) == {"success"}
+    home = open_home(prov_home)
+
+    att = {t: res.attestation(t) for t in ("ingest", "clean", "snapshot", "train", "report")}
+    # Every task's record is in the ledger, links to the XCom reference, and verifies.
+    for task_id, a in att.items():
+        report = node_report(home, a)
+        for check in ("link", "signature", "trust", "inclusion"):
+            assert report.checks[check] == "ok", (task_id, report.to_dict())
+        assert report.ok, (task_id, report.to_dict())
+
+    def ref(task_id: str) -> dict[int, str]:
+        return {att[task_id]["log_index"]: att[task_id]["envelope_sha256"]}
+
+    # Inputs are exactly the upstream tasks' attestations.
+    clean = statement(home, att["clean"]["log_index"])
+    assert input_indices(clean) == ref("ingest")
+    snap = statement(home, att["snapshot"]["log_index"])
+    derived = {
+        d["annotations"]["logIndex"]: d["digest"]["sha256"]
+        for d in snap["predicate"]["derivedFrom"]
+        if "logIndex" in d.get("annotations", {})
+    }
+    assert ref("clean").items() <= derived.items()
+    train = statement(home, att["train"]["log_index"])
+    assert train["predicate"]["buildDefinition"]["buildType"] == "https://provgate.dev/training/v1"
+    train_inputs = input_indices(train)
+    assert ref("snapshot").items() <= train_inputs.items()
+    (vsa_index,) = set(train_inputs) - set(ref("snapshot"))
+    vsa = statement(home, vsa_index)
+    assert vsa["predicate"]["verificationResult"] == "PASSED"
+    pinned = res.xcoms[("snapshot", -1, "provgate_snapshot")]
+    assert vsa["predicate"]["provgateInputs"][0]["uri"] == pinned
+    assert (work / "model.bin").read_text() == f"weights trained on {pinned}"
+    # The plain downstream task is recorded by the listener, linked to the training step.
+    report_st = statement(home, att["report"]["log_index"])
+    assert input_indices(report_st) == ref("train")
+
+    # The asset event of the clean task carries the attestation and the content digest.
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.settings import Session
+
+    session = Session()
+    (event,) = (
+        session.query(AssetEvent)
+        .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        .filter(AssetModel.name == "clean_reviews", AssetEvent.source_run_id == res.run_id)
+        .all()
+    )
+    extra = event.extra["provgate"]
+    session.close()
+    assert extra["attestation"] == att["clean"]
+    outputs = clean["predicate"]["runDetails"]["byproducts"]
+    assert [extra["content_digest"]] == [o["annotations"]["blake3"] for o in outputs]
+
+    # Each provgate task links to its Provenance view (operator extra link, pushed by Airflow).
+    link = res.xcoms[("clean", -1, "_link_ProvenanceLink")]
+    assert link.startswith("/provgate/ti/prov_pipeline/")
+    assert link.endswith("/clean/-1")
+
+    # The orchestrator identity of each record.
+    for task_id in ("clean", "train", "report"):
+        o = orchestrator(statement(home, att[task_id]["log_index"]))
+        assert o["name"] == "airflow"
+        assert (o["dag_id"], o["task_id"], o["run_id"]) == ("prov_pipeline", task_id, res.run_id)
+        assert (o["try_number"], o["map_index"]) == (1, -1)
+
+    # Tamper: change the clean step's record in the ledger; `provgate verify` names it.
+    cli = [sys.executable, "-m", "prov_core.cli", "verify"]
+    env = {"PROVGATE_HOME": str(prov_home), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    index = att["clean"]["log_index"]
+    db = sqlite3.connect(home.ledger_path, isolation_level=None)
+    (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (index,)).fetchone()
+    envelope = json.loads(leaf)
+    st = json.loads(base64.b64decode(envelope["payload"]))
+    st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]["task_id"] = "x"
+    envelope["payload"] = base64.b64encode(json.dumps(st).encode()).decode()
+    db.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), index))
+    db.close()
+    bad = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
+    assert bad.returncode == 1, bad.stderr + bad.stdout
+    assert str(index) in bad.stderr + bad.stdout
+
+
+def test_gate_refuses_a_branch_ref_with_every_reason(run_dag, prov_home, tmp_path):
+    work = _data(tmp_path)
+    res = run_dag(
+        "prov_refused",
+        PIPELINE,
+        work=work,
+        inputs='["provgate://reviews/main"]',
+    )
+    assert res.states[("train", -1)] == "failed"
+    assert res.states[("snapshot", -1)] == "success"
+    assert not (work / "model.bin").exists()  # the training callable never ran
+    assert ("train", -1, "provgate_attestation") not in res.xcoms
+    home = open_home(prov_home)
+    # The refusal is recorded as a signed VSA naming every reason.
+    with home.open_ledger() as ledger:
+        size = ledger.size()
+    vsa = statement(home, size - 1)
+    assert vsa["predicate"]["verificationResult"] == "FAILED"
+    codes = [r["code"] for r in vsa["predicate"]["provgateReasons"]]
+    assert "unpinned" in codes
+    assert any("main" in r["message"] for r in vsa["predicate"]["provgateReasons"])
+
+
+def test_refusal_error_lists_every_reason():
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from prov_airflow import ProvenanceRefused
+
+    err = ProvenanceRefused("d.train", ["unpinned: main", "uncovered: a.csv"], vsa_log_index=7)
+    assert isinstance(err, AirflowException)
+    assert isinstance(err, AirflowFailException)
+    assert err.reasons == ("unpinned: main", "uncovered: a.csv")
+    assert "- unpinned: main\n- uncovered: a.csv" in str(err)
+    assert "log index 7" in str(err)
+
+
+def test_taskflow_training_task_is_gated(run_dag, prov_home, tmp_path):
+    """``@task.provenance(training=True)``: the gate, ``pinned``, the training record."""
+    work = _data(tmp_path)
+    source = PIPELINE.replace(
+        'train = ProvenanceTrainingOperator(task_id="train", python_callable=fit, inputs={inputs})',
+        'train = task.provenance(training=True, task_id="train")(fit)().operator',
+    )
+    assert source != PIPELINE
+    res = run_dag("prov_taskflow_train", source, work=work)
+    assert res.state == "success", res.states
+    home = open_home(prov_home)
+    pinned = res.xcoms[("snapshot", -1, "provgate_snapshot")]
+    assert (work / "model.bin").read_text() == f"weights trained on {pinned}"
+    train = statement(home, res.attestation("train")["log_index"])
+    assert train["predicate"]["buildDefinition"]["buildType"] == "https://provgate.dev/training/v1"
+    inputs = input_indices(train)
+    snapshot = res.attestation("snapshot")
+    assert inputs[snapshot["log_index"]] == snapshot["envelope_sha256"]
+    (vsa_index,) = set(inputs) - {snapshot["log_index"]}
+    assert statement(home, vsa_index)["predicate"]["verificationResult"] == "PASSED"
+    assert node_report(home, res.attestation("train")).ok
