@@ -31,6 +31,8 @@ with ``raise ... from exc``; callers never need to catch anything else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "CanonicalizationError",
     "ConfigError",
@@ -52,6 +54,7 @@ __all__ = [
     "StoreError",
     "UntrustedKeyError",
     "VerificationError",
+    "refusal_message",
 ]
 
 
@@ -168,3 +171,15 @@ class InferenceBlocked(VerificationError):
         super().__init__(message)
         self.reasons = reasons
         self.decision = decision
+
+
+def refusal_message(what: str, reasons: Sequence[str], vsa_log_index: int | None) -> str:
+    """refusal_message is the one text every adapter fails a refused step with: what was
+    refused, where the refusal is recorded, and every reason on a line of its own."""
+    recorded = (
+        f"the refusal is recorded at log index {vsa_log_index}"
+        if vsa_log_index is not None
+        else "the refusal could not be recorded"
+    )
+    lines = "\n".join(f"- {r}" for r in reasons)
+    return f"the training gate refused the inputs of {what} ({recorded}):\n{lines}"

@@ -926,3 +926,14 @@ def test_lineage_deeper_than_the_bound_is_refused(
         r.code == "step-input" and f"transform step record {dedupe.log_index}" in r.message
         for r in decision.reasons
     )
+
+
+def test_refusal_message_names_the_record_and_every_reason() -> None:
+    from prov_core.errors import refusal_message
+
+    text = refusal_message("train", ["unpinned: a", "policy [licenses]: b"], 7)
+    assert text == (
+        "the training gate refused the inputs of train (the refusal is recorded at log "
+        "index 7):\n- unpinned: a\n- policy [licenses]: b"
+    )
+    assert "could not be recorded" in refusal_message("train", ["x"], None)

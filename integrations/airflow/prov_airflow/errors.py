@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from prov_core.errors import refusal_message
+
 __all__ = ["ProvenanceError", "ProvenanceRefused"]
 
 
@@ -32,10 +34,4 @@ class ProvenanceRefused(ProvenanceError, AirflowFailException):
     def __init__(self, task: str, reasons: Sequence[str], *, vsa_log_index: int | None) -> None:
         self.reasons = tuple(reasons)
         self.vsa_log_index = vsa_log_index
-        recorded = (
-            f"the refusal is recorded at log index {vsa_log_index}"
-            if vsa_log_index is not None
-            else "the refusal could not be recorded"
-        )
-        lines = "\n".join(f"- {r}" for r in self.reasons)
-        super().__init__(f"the training gate refused the inputs of {task} ({recorded}):\n{lines}")
+        super().__init__(refusal_message(task, self.reasons, vsa_log_index))

@@ -14,6 +14,8 @@ from typing import Any
 
 from dagster import Failure
 
+from prov_core.errors import refusal_message
+
 __all__ = ["ProvenanceError", "ProvenanceRefused"]
 
 
@@ -44,13 +46,7 @@ class ProvenanceRefused(ProvenanceError):
     ) -> None:
         self.reasons = tuple(reasons)
         self.vsa_log_index = vsa_log_index
-        recorded = (
-            f"the refusal is recorded at log index {vsa_log_index}"
-            if vsa_log_index is not None
-            else "the refusal could not be recorded"
-        )
-        lines = "\n".join(f"- {r}" for r in self.reasons)
         super().__init__(
-            f"the training gate refused the inputs of {asset} ({recorded}):\n{lines}",
+            refusal_message(asset, self.reasons, vsa_log_index),
             metadata=metadata,
         )

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from prov_core.errors import refusal_message
+
 __all__ = ["ProvenanceError", "ProvenanceRefused"]
 
 
@@ -36,10 +38,4 @@ class ProvenanceRefused(ProvenanceError):
         self.reasons = tuple(reasons)
         self.vsa_log_index = vsa_log_index
         self.inputs = tuple(inputs)
-        recorded = (
-            f"the refusal is recorded at log index {vsa_log_index}"
-            if vsa_log_index is not None
-            else "the refusal could not be recorded"
-        )
-        lines = "\n".join(f"- {r}" for r in self.reasons)
-        super().__init__(f"the training gate refused the inputs of {task} ({recorded}):\n{lines}")
+        super().__init__(refusal_message(task, self.reasons, vsa_log_index))
