@@ -41,9 +41,8 @@ from prov_airflow import (
 
 from example_pipelines.shared import (
     BANNED_POLICY,
-    QUESTIONS,
     SOURCES,
-    answer,
+    answer_all,
     build_index,
     clean,
     train,
@@ -65,29 +64,9 @@ def _dir(workdir: str, name: str) -> Path:
 
 def read_snapshot(uri: str) -> dict[str, bytes]:
     """Every object under a pinned snapshot URI (``SCHEME://REPO/COMMIT[/PATH]``): path -> bytes."""
-    from prov_core.snapshot_record import open_store_for
-    from prov_core.snapshots.base import SnapshotURI
+    from prov_core.snapshot_record import read_snapshot as read
 
-    parsed = SnapshotURI.parse(uri)
-    store = open_store_for(parsed, Settings.load().open_home())
-    try:
-        prefix = parsed.path.strip("/")
-        prefix = prefix + "/" if prefix else ""
-        out: dict[str, bytes] = {}
-        after = ""
-        while True:
-            page = store.list_objects(
-                parsed.repository, parsed.ref, prefix=prefix, after=after, amount=1000
-            )
-            for stat in page.results:
-                out[stat.path] = store.read(parsed.repository, parsed.ref, stat.path)
-            if not page.has_more:
-                return out
-            after = page.next_after
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+    return read(uri, Settings.load().open_home())
 
 
 @task.provenance
@@ -119,7 +98,6 @@ def retrieval_index(pinned: str, workdir: str) -> Path:
 def answers(model: dict[str, str], index: dict[str, str], workdir: str, ti: Any = None) -> Path:
     """Each question answered with inference provenance; answers leaning on a banned source
     are blocked (the source was banned after the model was trained)."""
-    from prov_core.errors import InferenceBlocked
     from prov_core.inference import InferenceTracer, ModelRef
     from prov_core.nodes import attestation_from_dict
     from prov_core.policy import AllOf, Policy
@@ -132,35 +110,10 @@ def answers(model: dict[str, str], index: dict[str, str], workdir: str, ti: Any 
     model_bytes = Path(model["model.pkl"]).read_bytes()
     index_bytes = Path(index["index.json"]).read_bytes()
     policy = AllOf([Policy.default_inference(), Policy.load(BANNED_POLICY)])
-    results = []
     with InferenceTracer.from_home(Settings.load().open_home(), policy=policy) as tracer:
-        for question in QUESTIONS:
-            reply = answer(question, index_bytes, model_bytes)
-            entry: dict[str, Any] = {
-                "question": question,
-                "sources": [h.path for h in reply.hits],
-            }
-            try:
-                with tracer.trace(model_ref, question) as t:
-                    for rank, hit in enumerate(reply.hits):
-                        t.retrieved(
-                            hit.text,
-                            rank=rank,
-                            score=hit.score,
-                            snapshot=f"{commit_uri}/{hit.path}",
-                        )
-                    decision = t.answer(reply.text)
-                entry.update(answer=reply.text, allowed=True, record=decision.attestation.log_index)
-            except InferenceBlocked as blocked:
-                record = blocked.decision.attestation if blocked.decision else None
-                entry.update(
-                    answer=None,
-                    allowed=False,
-                    reasons=list(blocked.reasons),
-                    record=None if record is None else record.log_index,
-                )
-                log.warning("provgate blocked the answer to %r: %s", question, blocked)
-            results.append(entry)
+        results = answer_all(
+            tracer, model_ref, commit_uri, index_bytes, model_bytes, warn=log.warning
+        )
     out = _dir(workdir, "answers") / "answers.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return out

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -39,14 +38,12 @@ from prov_dagster import (
 
 from example_pipelines.shared import (
     BANNED_POLICY,
-    QUESTIONS,
     SOURCES,
-    answer,
+    answer_all,
     build_index,
     clean,
     train,
 )
-from prov_core.errors import InferenceBlocked
 from prov_core.ingest import IngestRequest
 from prov_core.policy import AllOf, Policy
 
@@ -130,35 +127,10 @@ def answers(
     model_bytes = (workdir.dir("model") / "model.pkl").read_bytes()
     index = (workdir.dir("index") / "index.json").read_bytes()
     policy = AllOf([Policy.default_inference(), Policy.load(BANNED_POLICY)])
-    results = []
     with provenance.tracer(policy=policy) as tracer:
-        for question in QUESTIONS:
-            reply = answer(question, index, model_bytes)
-            entry: dict[str, Any] = {
-                "question": question,
-                "sources": [h.path for h in reply.hits],
-            }
-            try:
-                with tracer.trace(model_ref, question) as t:
-                    for rank, hit in enumerate(reply.hits):
-                        t.retrieved(
-                            hit.text,
-                            rank=rank,
-                            score=hit.score,
-                            snapshot=f"{commit_uri}/{hit.path}",
-                        )
-                    decision = t.answer(reply.text)
-                entry.update(answer=reply.text, allowed=True, record=decision.attestation.log_index)
-            except InferenceBlocked as blocked:
-                record = blocked.decision.attestation if blocked.decision else None
-                entry.update(
-                    answer=None,
-                    allowed=False,
-                    reasons=list(blocked.reasons),
-                    record=None if record is None else record.log_index,
-                )
-                context.log.warning(f"provgate blocked the answer to {question!r}: {blocked}")
-            results.append(entry)
+        results = answer_all(
+            tracer, model_ref, commit_uri, index, model_bytes, warn=context.log.warning
+        )
     out = workdir.dir("answers") / "answers.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return out

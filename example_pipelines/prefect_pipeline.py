@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.context import get_run_context
@@ -38,20 +37,18 @@ from prov_prefect import (
 
 from example_pipelines.shared import (
     BANNED_POLICY,
-    QUESTIONS,
     SOURCES,
-    answer,
+    answer_all,
     build_index,
     clean,
     train,
 )
 from prov_core.content_index import RecordRef
-from prov_core.errors import InferenceBlocked
 from prov_core.inference import InferenceTracer, ModelRef
 from prov_core.ingest import IngestRequest, IngestResult
 from prov_core.policy import AllOf, Policy
-from prov_core.snapshot_record import SnapshotResult, open_store_for
-from prov_core.snapshots.base import SnapshotURI
+from prov_core.snapshot_record import SnapshotResult
+from prov_core.snapshot_record import read_snapshot as read_pinned
 from prov_core.step import Artifact
 
 REPO = "corpus"
@@ -69,26 +66,7 @@ def _dir(workdir: str, name: str) -> Path:
 
 def read_snapshot(uri: str) -> dict[str, bytes]:
     """Every object under a snapshot URI (``SCHEME://REPO/REF[/PATH]``): path -> bytes."""
-    parsed = SnapshotURI.parse(uri)
-    store = open_store_for(parsed, CONFIG.open_home())
-    try:
-        prefix = parsed.path.strip("/")
-        prefix = prefix + "/" if prefix else ""
-        out: dict[str, bytes] = {}
-        after = ""
-        while True:
-            page = store.list_objects(
-                parsed.repository, parsed.ref, prefix=prefix, after=after, amount=1000
-            )
-            for stat in page.results:
-                out[stat.path] = store.read(parsed.repository, parsed.ref, stat.path)
-            if not page.has_more:
-                return out
-            after = page.next_after
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+    return read_pinned(uri, CONFIG.open_home())
 
 
 @provenance(config=CONFIG)
@@ -159,32 +137,8 @@ def answers(
     model_bytes = model_path.read_bytes()
     index = index_path.read_bytes()
     policy = AllOf([Policy.default_inference(), Policy.load(BANNED_POLICY)])
-    results = []
     with InferenceTracer.from_home(CONFIG.open_home(), policy=policy) as tracer:
-        for question in QUESTIONS:
-            reply = answer(question, index, model_bytes)
-            entry: dict[str, Any] = {
-                "question": question,
-                "sources": [h.path for h in reply.hits],
-            }
-            try:
-                with tracer.trace(model_ref, question) as t:
-                    for rank, hit in enumerate(reply.hits):
-                        t.retrieved(
-                            hit.text, rank=rank, score=hit.score, snapshot=f"{pinned}/{hit.path}"
-                        )
-                    decision = t.answer(reply.text)
-                entry.update(answer=reply.text, allowed=True, record=decision.attestation.log_index)
-            except InferenceBlocked as blocked:
-                record = blocked.decision.attestation if blocked.decision else None
-                entry.update(
-                    answer=None,
-                    allowed=False,
-                    reasons=list(blocked.reasons),
-                    record=None if record is None else record.log_index,
-                )
-                logger.warning("provgate blocked the answer to %r: %s", question, blocked)
-            results.append(entry)
+        results = answer_all(tracer, model_ref, pinned, index, model_bytes, warn=logger.warning)
     out = _dir(workdir, "answers") / "answers.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return out

@@ -131,6 +131,7 @@ __all__ = [
     "normalize_prefix",
     "open_store_for",
     "parse_snapshot_record",
+    "read_snapshot",
     "verify_snapshot",
 ]
 
@@ -762,6 +763,28 @@ def verify_snapshot(
                 )
             )
     return report
+
+
+def read_snapshot(uri: str | SnapshotURI, home: Home) -> dict[str, bytes]:
+    """read_snapshot returns every object under ``SCHEME://REPO/REF[/PATH]``: path -> bytes.
+
+    What a training or indexing step reads from a pinned snapshot; each read is
+    checked by the store (the local store's content address, lakeFS's digest
+    metadata). It does not judge the snapshot: the gate does.
+    """
+    parsed = uri if isinstance(uri, SnapshotURI) else SnapshotURI.parse(uri)
+    store = open_store_for(parsed, home)
+    try:
+        under = parsed.path.strip("/")  # a directory or one object
+        return {
+            path: store.read(parsed.repository, parsed.ref, path)
+            for path in _list_all(store, parsed.repository, parsed.ref, under)
+            if not under or path == under or path.startswith(under + "/")
+        }
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
 
 
 def open_store_for(uri: SnapshotURI, home: Home) -> SnapshotStore:

@@ -528,3 +528,17 @@ def test_record_too_large_for_a_leaf_is_refused_before_committing(
     assert env.store.resolve("demo", "main") == head
     assert env.store.list_objects("demo", "main").results == []  # nothing staged either
     assert env.recorder.ledger.size() == 0
+
+
+def test_read_snapshot_returns_every_object_under_the_path(env: Env) -> None:
+    from prov_core.snapshot_record import read_snapshot
+
+    result = commit_snapshot(
+        env.recorder, env.store, "demo", "main", env.data / "docs", prefix="docs", index=env.index
+    )
+    got = read_snapshot(f"provgate://demo/{result.commit_id}/docs", env.home)
+    assert got == {f"docs/{p.name}": p.read_bytes() for p in sorted((env.data / "docs").iterdir())}
+    one = read_snapshot(f"provgate://demo/{result.commit_id}/docs/faq.md", env.home)
+    assert list(one) == ["docs/faq.md"]
+    with pytest.raises(NotFoundError):
+        read_snapshot("provgate://demo/" + "0" * 64, env.home)

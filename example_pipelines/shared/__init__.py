@@ -1,6 +1,7 @@
 """The reference pipeline's data and model code, shared by every orchestrator's module.
 
-Orchestrator-neutral and provgate-neutral: plain functions over files and bytes.
+Orchestrator-neutral: plain functions over files and bytes, and ``answer_all``, which
+answers the questions under provgate's (orchestrator-neutral) inference tracer.
 Each orchestrator module (``example_pipelines/dagster_pipeline.py``, ...) wires them
 as assets or tasks, and provgate records what they read and wrote:
 
@@ -17,6 +18,7 @@ from example_pipelines.shared.pipeline import (
     Hit,
     Source,
     answer,
+    answer_all,
     build_index,
     clean,
     read_rows,
@@ -31,6 +33,7 @@ __all__ = [
     "Hit",
     "Source",
     "answer",
+    "answer_all",
     "build_index",
     "clean",
     "read_rows",

@@ -12,9 +12,10 @@ import io
 import json
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).parent / "data"
 BANNED_POLICY = Path(__file__).parents[2] / "examples" / "policies" / "banned-sources.toml"
@@ -174,3 +175,46 @@ def answer(
     label = str(classifier.predict([question])[0])
     text = f"[{label}] {hits[0].text}" if hits else f"[{label}] I found nothing on that."
     return Answer(question, text, label, hits)
+
+
+def answer_all(
+    tracer: Any,
+    model_ref: Any,
+    snapshot_uri: str,
+    index: bytes,
+    model: bytes,
+    *,
+    warn: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """answer_all answers every question of :data:`QUESTIONS` under inference provenance.
+
+    Each answer is traced (``prov_core.inference.InferenceTracer.trace``: the model,
+    every retrieved passage by its path in the pinned snapshot ``snapshot_uri``, the
+    answer); a blocked one is kept with its reasons and the log index of the recorded
+    block, and ``warn`` is told. Returns one entry per question, as answers.json holds.
+    """
+    from prov_core.errors import InferenceBlocked
+
+    results: list[dict[str, Any]] = []
+    for question in QUESTIONS:
+        reply = answer(question, index, model)
+        entry: dict[str, Any] = {"question": question, "sources": [h.path for h in reply.hits]}
+        try:
+            with tracer.trace(model_ref, question) as t:
+                for rank, hit in enumerate(reply.hits):
+                    t.retrieved(
+                        hit.text, rank=rank, score=hit.score, snapshot=f"{snapshot_uri}/{hit.path}"
+                    )
+                decision = t.answer(reply.text)
+            entry.update(answer=reply.text, allowed=True, record=decision.attestation.log_index)
+        except InferenceBlocked as blocked:
+            record = blocked.decision.attestation if blocked.decision else None
+            entry.update(
+                answer=None,
+                allowed=False,
+                reasons=list(blocked.reasons),
+                record=None if record is None else record.log_index,
+            )
+            warn(f"provgate blocked the answer to {question!r}: {blocked}")
+        results.append(entry)
+    return results

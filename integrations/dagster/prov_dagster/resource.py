@@ -110,26 +110,6 @@ class ProvenanceResource(ConfigurableResource):  # type: ignore[misc]
 
     def read_snapshot(self, uri: str) -> dict[str, bytes]:
         """Every object under a snapshot URI (``SCHEME://REPO/REF[/PATH]``): path -> bytes."""
-        from prov_core.snapshot_record import open_store_for
-        from prov_core.snapshots.base import SnapshotURI
+        from prov_core.snapshot_record import read_snapshot
 
-        parsed = SnapshotURI.parse(uri)
-        store = open_store_for(parsed, self.open_home())
-        try:
-            prefix = parsed.path.strip("/")
-            prefix = prefix + "/" if prefix else ""
-            out: dict[str, bytes] = {}
-            after = ""
-            while True:
-                page = store.list_objects(
-                    parsed.repository, parsed.ref, prefix=prefix, after=after, amount=1000
-                )
-                for stat in page.results:
-                    out[stat.path] = store.read(parsed.repository, parsed.ref, stat.path)
-                if not page.has_more:
-                    return out
-                after = page.next_after
-        finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+        return read_snapshot(uri, self.open_home())

@@ -24,6 +24,7 @@ if str(REPO) not in sys.path:  # example_pipelines lives at the repository root
     sys.path.insert(0, str(REPO))
 
 from example_pipelines import prefect_pipeline as example  # noqa: E402
+from example_pipelines.shared import QUESTIONS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -121,7 +122,7 @@ def test_the_model_descends_from_exactly_the_three_ingest_records(run: Run) -> N
 
 def test_answers_block_the_banned_source_and_record_the_block(run: Run) -> None:
     answers = {a["question"]: a for a in json.loads(Path(run.result["answers"]).read_text())}
-    assert set(answers) == set(example.QUESTIONS)
+    assert set(answers) == set(QUESTIONS)
     banned = answers["Does the warranty cover water damage?"]
     assert not banned["allowed"]
     assert banned["answer"] is None
