@@ -74,6 +74,13 @@ EVENT_REFUSED = "provgate.gate.refused"
 _gate_vsa: dict[UUID, Attestation] = {}
 _gate_lock = threading.Lock()
 
+# The upstream task runs whose results the task was actually called with, keyed by task
+# run id, from the task body to the hook. Prefect's own ``task_inputs`` also match the
+# *components* of an argument by ``id()``, so a shared immutable inside one run's result
+# (an interned string such as ``"rows"``, the empty tuple) links unrelated runs; only
+# the arguments themselves (and the items of a list, tuple or dict argument) count here.
+_called_with: dict[UUID, list[UUID]] = {}
+
 
 def provenance(
     task: T | None = None,
@@ -98,8 +105,8 @@ def provenance(
             on_completion=[*t.on_completion_hooks, hook],
             on_failure=[*t.on_failure_hooks, hook],
         )
-        if training:
-            new.fn = _gated(t.fn, t.name, cfg, gate_inputs)
+        fn = _gated(t.fn, t.name, cfg, gate_inputs) if training else t.fn
+        new.fn = _noting_inputs(fn)
         return new  # type: ignore[return-value]
 
     return decorate if task is None else decorate(task)
@@ -107,6 +114,58 @@ def provenance(
 
 # ---------------------------------------------------------------------------
 # The training gate, inside the task
+
+
+def _argument_runs(arguments: Mapping[str, Any]) -> list[UUID]:
+    """The task runs whose results are the arguments, or the items of list/tuple/dict ones."""
+    from prefect.utilities.engine import get_state_for_result
+
+    ids: list[UUID] = []
+
+    def note(value: Any) -> None:
+        found = get_state_for_result(value)
+        run_id = found[0].state_details.task_run_id if found else None
+        if run_id is not None and run_id not in ids:
+            ids.append(run_id)
+
+    for value in arguments.values():
+        note(value)
+        if isinstance(value, list | tuple):
+            for item in value:
+                note(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                note(item)
+    return ids
+
+
+def _noting_inputs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """_noting_inputs wraps the task's function to note the runs its arguments came from."""
+    sig = inspect.signature(fn)
+
+    def note(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ctx = TaskRunContext.get()
+        if ctx is None:
+            return
+        runs = _argument_runs(sig.bind(*args, **kwargs).arguments)
+        with _gate_lock:
+            _called_with[ctx.task_run.id] = runs
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def anoted(*args: Any, **kwargs: Any) -> Any:
+            note(args, kwargs)
+            return await fn(*args, **kwargs)
+
+        return anoted
+
+    @functools.wraps(fn)
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        note(args, kwargs)
+        return fn(*args, **kwargs)
+
+    return noted
 
 
 def _snapshot_uris(value: Any) -> list[str]:
@@ -209,6 +268,8 @@ def _on_final_state(
     with _gate_lock:
         vsa = _gate_vsa.pop(run.id, None)
     if not state.is_completed():
+        with _gate_lock:
+            _called_with.pop(run.id, None)
         return  # a failure records nothing; a refusal was recorded (a VSA) by the gate
     try:
         _record_completed(cfg, task, run, state, training=training, vsa=vsa)
@@ -224,11 +285,19 @@ def _storage_key(state: State) -> str | None:
 
 
 def _upstream(run: TaskRun) -> tuple[list[artifacts.NodeRef], list[str]]:
+    with _gate_lock:
+        called_with = _called_with.pop(run.id, None)
     ids: list[UUID] = []
-    for inputs in (run.task_inputs or {}).values():
+    for key, inputs in (run.task_inputs or {}).items():
         for i in inputs:
-            if isinstance(i, TaskRunResult) and i.id not in ids:
-                ids.append(i.id)
+            if not isinstance(i, TaskRunResult) or i.id in ids:
+                continue
+            # Arguments: only the runs the task was really called with (see _called_with);
+            # wait_for and parents as Prefect tracked them.
+            by_argument = key not in ("wait_for", "__parents__")
+            if by_argument and called_with is not None and i.id not in called_with:
+                continue
+            ids.append(i.id)
     found = artifacts.read_task_run_nodes(ids)
     return [found[i] for i in ids if i in found], [str(i) for i in ids if i not in found]
 

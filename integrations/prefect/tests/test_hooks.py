@@ -373,3 +373,47 @@ def test_submitted_tasks_link_through_their_futures(tmp_path, cfg) -> None:
     assert sorted(d["name"] for d in deps) == sorted(
         m.attestation.descriptor()["name"] for m in makes
     )
+
+
+def test_a_shared_constant_inside_a_result_links_no_other_run(tmp_path, cfg) -> None:
+    """Prefect matches argument *components* by id(): two ingests' results share the
+    interned ``"rows"`` of IngestResult.unit. A task called with one of them must name
+    only that one as its input, whichever ran last."""
+    paths = []
+    for name in ("a", "b"):
+        p = tmp_path / f"{name}.csv"
+        p.write_text(f"id,text\n1,{name}\n")
+        paths.append(p)
+
+    @provenance(config=cfg)
+    @task
+    def ingest(path: Path):
+        request = IngestRequest(source=f"https://example.org/{path.stem}", license="CC0-1.0")
+        return prefect_ingest(path, request, config=cfg)
+
+    @provenance(config=cfg)
+    @task
+    def use(ingested) -> Path:
+        out = tmp_path / f"used-{ingested.attestation.log_index}.txt"
+        out.write_text("used\n")
+        return out
+
+    @provenance_flow(config=cfg)
+    @flow
+    def pipeline():
+        first = ingest(paths[0])
+        ingest(paths[1])  # ran last: its result's "rows" is the one Prefect registered last
+        use(first)
+        return get_run_context().flow_run.id
+
+    flow_run_id = pipeline()
+    home = cfg.open_home()
+    nodes = list(read_flow_nodes(flow_run_id))
+    ingests = sorted(
+        (n for n in nodes if n.task_key.startswith("ingest")), key=lambda n: n.attestation.log_index
+    )
+    (used,) = [n for n in nodes if n.task_key.startswith("use")]
+    deps = _statement(home, used.attestation.log_index)["predicate"]["buildDefinition"][
+        "resolvedDependencies"
+    ]
+    assert deps == [ingests[0].attestation.descriptor()]
