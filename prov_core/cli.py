@@ -750,7 +750,8 @@ def _build_app() -> typer.Typer:
         as_json: bool = typer.Option(False, "--json", help='print {"commit", "log_index"}'),
     ) -> None:
         """Upload PATH under the prefix, commit it and sign a snapshot record."""
-        from prov_core.errors import InputError, NotFoundError
+        from prov_core.errors import InputError
+        from prov_core.nodes import ensure_branch
         from prov_core.snapshot_record import commit_snapshot, normalize_prefix
         from prov_core.snapshots.base import SnapshotURI
         from prov_core.step import Recorder
@@ -771,17 +772,10 @@ def _build_app() -> typer.Typer:
                 Recorder.from_home(home) as recorder,
                 home.open_index() as index,
             ):
-                if target.scheme == "provgate":
-                    try:
-                        store.resolve(target.repository, target.ref)
-                    except NotFoundError as missing:
-                        if target.ref != "main":
-                            raise
-                        try:  # a new repository; an existing one lacks branch main
-                            store.create_repository(target.repository, "main")
-                        except InputError:
-                            raise missing from None
-                        err.print(f"created repository {target.repository} (branch main)")
+                if target.scheme == "provgate" and ensure_branch(
+                    store, target.repository, target.ref
+                ):
+                    err.print(f"created repository {target.repository} (branch main)")
                 result = commit_snapshot(
                     recorder,
                     store,
