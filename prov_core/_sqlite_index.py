@@ -3,9 +3,10 @@
 Both are caches of what the ledger says, one SQLite file each in WAL mode,
 with a ``meta`` table naming their schema and version. :class:`SQLiteIndex`
 opens such a file (creating its tables), refuses a file of another schema
-or version with a :class:`~prov_core.errors.ConfigError` naming it, and runs
-transactions whose ``sqlite3`` errors become
-:class:`~prov_core.errors.LedgerError`.
+or version with a :class:`~prov_core.errors.ConfigError` naming it (an index
+that can be rebuilt from the ledger, ``rebuildable``, is instead emptied and
+recreated at the new version, in one transaction), and runs transactions
+whose ``sqlite3`` errors become :class:`~prov_core.errors.LedgerError`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class SQLiteIndex:
     tables: ClassVar[Sequence[str]] = ()
     pragmas: ClassVar[Sequence[str]] = ()
     stale_hint: ClassVar[str] = ""  # what to do about a file of another version
+    #: A cache built wholly from the ledger: a file of an older version of the same
+    #: schema is emptied and recreated (its next catch-up re-reads the ledger).
+    rebuildable: ClassVar[bool] = False
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
@@ -56,6 +60,9 @@ class SQLiteIndex:
                     (self.schema, str(self.version)),
                 )
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if self._outdated(meta):
+                self._recreate()
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except (sqlite3.Error, LedgerError) as exc:
             conn.close()
             self._conn = None
@@ -65,6 +72,38 @@ class SQLiteIndex:
             raise ConfigError(
                 f"{self.path} is not a provgate {self.what} of version {self.version} "
                 f"(meta {meta}){self.stale_hint}"
+            )
+
+    def _outdated(self, meta: dict[str, str]) -> bool:
+        """_outdated: a rebuildable index of this schema at an older version."""
+        version = meta.get("version", "")
+        return (
+            self.rebuildable
+            and meta.get("schema") == self.schema
+            and version.isdigit()
+            and int(version) < self.version
+        )
+
+    def _recreate(self) -> None:
+        """_recreate drops every table and creates this version's, in one transaction."""
+        with self._tx() as conn:
+            current = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+            if current is not None and current[0] == str(self.version):
+                return  # another process recreated it while this one waited
+            names = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            for name in names:
+                conn.execute(f'DROP TABLE "{name}"')
+            for ddl in self.tables:
+                conn.execute(ddl)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
+                (self.schema, str(self.version)),
             )
 
     @contextmanager

@@ -12,6 +12,8 @@ walk is one recursive CTE over indexed rows instead of a ledger scan::
              which record names which digest, and as what (see ROLES)
     commits  (store TEXT, repository TEXT, commit_id TEXT, log_index INT)
              the snapshot record of each commit
+    attempts (system TEXT, instance TEXT, attempt INT?, log_index INT)
+             the records of one task instance's tries (see below)
     meta     schema, version, origin, indexed_to (entries [0, indexed_to) are indexed)
 
 How edges are found in each kind of record (:func:`parse_record`, shared with
@@ -29,6 +31,12 @@ records the same way):
 - snapshot: each ``derivedFrom`` descriptor with a log index is a
   ``derived-from`` edge, and each log index an object's ``records`` names
   but ``derivedFrom`` does not is a ``contains`` edge.
+  A step whose ``orchestrator`` names a ``previous_attempt`` (``log_index``
+  and ``envelope_sha256`` of the record of the try before it) has a
+  ``retry-of`` edge to that record; its ``name`` (the orchestrator) and
+  ``instance`` (a JSON array naming the task instance across its tries, e.g.
+  Airflow's ``[dag_id, task_id, run_id, map_index]``) with ``attempt`` file
+  it under ``attempts``, which :meth:`LineageIndex.attempts` reads.
 - gate decision (SLSA VSA): each ``inputAttestations`` entry is a ``verified``
   edge. Any other record (inference, future kinds): every descriptor
   carrying ``annotations.logIndex`` is a ``refers`` edge.
@@ -67,18 +75,22 @@ __all__ = [
     "ROLES",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
+    "Attempt",
     "Edge",
     "LineageIndex",
     "Node",
     "ParsedRecord",
     "Ref",
+    "instance_key",
     "parse_record",
 ]
 
 SCHEMA_NAME: Final = "provgate-lineage"
 """SCHEMA_NAME marks a provgate lineage index (``meta.schema``)."""
-SCHEMA_VERSION: Final = 1
-"""SCHEMA_VERSION is the ``meta.version`` this code reads and writes."""
+SCHEMA_VERSION: Final = 2
+"""SCHEMA_VERSION is the ``meta.version`` this code reads and writes (2: ``attempts``).
+
+An index of an older version is emptied and rebuilt from the ledger when opened."""
 BATCH: Final = 2000
 """BATCH is how many ledger entries one catch-up transaction indexes."""
 
@@ -119,8 +131,11 @@ _TABLES = (
     " commit_id TEXT NOT NULL, log_index INTEGER NOT NULL,"
     " PRIMARY KEY (store, repository, commit_id, log_index)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS commits_id ON commits (commit_id)",
+    "CREATE TABLE IF NOT EXISTS attempts (system TEXT NOT NULL, instance TEXT NOT NULL,"
+    " attempt INTEGER, log_index INTEGER NOT NULL,"
+    " PRIMARY KEY (system, instance, log_index)) WITHOUT ROWID",
 )
-_DROP = ("nodes", "edges", "digests", "commits")
+_DROP = ("nodes", "edges", "digests", "commits", "attempts")
 
 # The recursive walks. UNION (not UNION ALL) keeps each node once, so a walk
 # ends on cycles and visits a shared ancestor once however many paths lead to it.
@@ -164,6 +179,7 @@ class ParsedRecord:
     content_inputs: tuple[tuple[str, str], ...] = ()  # (blake3, label)
     digests: tuple[tuple[str, str, str], ...] = ()  # (digest, role, algo)
     commit: tuple[str, str, str] | None = None  # (store, repository, commit id)
+    attempt: tuple[str, str, int | None] | None = None  # (system, instance key, attempt)
     statement: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -206,6 +222,37 @@ class Edge:
         return {"child": self.child, "parent": self.parent, "kind": self.kind, "via": self.via}
 
 
+@dataclass(frozen=True, order=True)
+class Attempt:
+    """Attempt is the record of one try of a task instance (``attempt`` None if unnumbered)."""
+
+    log_index: int
+    envelope_sha256: str
+    attempt: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log_index": self.log_index,
+            "envelope_sha256": self.envelope_sha256,
+            "attempt": self.attempt,
+        }
+
+
+def instance_key(parts: Sequence[str | int]) -> str:
+    """instance_key is the text a task instance is filed under: its parts as compact JSON.
+
+    ``["dag", "task", "run", -1]`` becomes ``'["dag","task","run",-1]'``: unambiguous
+    whatever the parts contain. Raises :class:`InputError` for an empty sequence or
+    a part that is neither a string nor an int.
+    """
+    if isinstance(parts, str) or not parts:
+        raise InputError(f"a task instance is a non-empty list of strings and ints, not {parts!r}")
+    for p in parts:
+        if isinstance(p, bool) or not isinstance(p, str | int):
+            raise InputError(f"task instance part {p!r} is neither a string nor an int")
+    return json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False)
+
+
 # --------------------------------------------------------------------------
 # Reading one record
 
@@ -234,6 +281,28 @@ def _descriptor_ref(d: Any, kind: str) -> Ref | None:
     sha = _hex64(_dict(_dict(d).get("digest")).get("sha256"))
     label = _dict(d).get("name") or _dict(d).get("uri") or f"attestation:{i}"
     return Ref(i, kind, sha, str(label))
+
+
+def _attempt_of(orchestrator: dict[str, Any]) -> tuple[str, str, int | None] | None:
+    """_attempt_of files a step under (system, instance key, attempt), if it names both."""
+    system, parts = orchestrator.get("name"), orchestrator.get("instance")
+    if not isinstance(system, str) or not system or not isinstance(parts, list):
+        return None
+    try:
+        key = instance_key(parts)
+    except InputError:
+        return None
+    attempt = orchestrator.get("attempt")
+    return system, key, attempt if type(attempt) is int else None
+
+
+def _retry_ref(orchestrator: dict[str, Any]) -> Ref | None:
+    """_retry_ref is the ``retry-of`` edge to the record of the try before, if named."""
+    prev = _dict(orchestrator.get("previous_attempt"))
+    i, sha = prev.get("log_index"), _hex64(prev.get("envelope_sha256"))
+    if type(i) is not int or i < 0 or sha is None:
+        return None
+    return Ref(i, "retry-of", sha, f"previous attempt (record {i})")
 
 
 def _scan_refs(value: Any, out: list[Ref]) -> None:
@@ -324,12 +393,17 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
             b3 = _hex64(_dict(_dict(b).get("annotations")).get("blake3"))
             if b3:
                 digests.append((b3, "output", "blake3"))
+        orchestrator = _dict(_dict(build.get("internalParameters")).get("orchestrator"))
+        retry = _retry_ref(orchestrator)
+        if retry is not None:
+            refs.append(retry)
         return ParsedRecord(
             kind=kind,
             name=str(step) if isinstance(step, str) and step else f"step {log_index}",
             refs=tuple(refs),
             content_inputs=tuple(content),
             digests=tuple(digests),
+            attempt=_attempt_of(orchestrator),
             **common,
         )
     if ptype == SNAPSHOT_V1:
@@ -400,6 +474,7 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
 class LineageIndex(SQLiteIndex):
     """LineageIndex is the SQLite edge index described in the module docstring."""
 
+    rebuildable = True
     what = "lineage index"
     schema = SCHEMA_NAME
     version = SCHEMA_VERSION
@@ -502,6 +577,10 @@ class LineageIndex(SQLiteIndex):
             conn.execute(
                 "INSERT OR IGNORE INTO commits VALUES (?, ?, ?, ?)", (*rec.commit, rec.log_index)
             )
+        if rec.attempt is not None:
+            conn.execute(
+                "INSERT OR IGNORE INTO attempts VALUES (?, ?, ?, ?)", (*rec.attempt, rec.log_index)
+            )
 
     @staticmethod
     def _producers(
@@ -550,6 +629,24 @@ class LineageIndex(SQLiteIndex):
                 (store, repository, commit_id),
             ).fetchall()
         return [int(r[0]) for r in rows]
+
+    def attempts(self, system: str, instance: Sequence[str | int]) -> list[Attempt]:
+        """attempts are the records of every try of one task instance, oldest first.
+
+        ``system`` is the orchestrator's name (``airflow``, ``prefect``, ...) and
+        ``instance`` the parts its adapter files the instance under (:func:`instance_key`).
+        Read from the index, not verified: check an entry's envelope SHA-256 before
+        relying on it (:func:`prov_core.nodes.previous_attempt` does).
+        """
+        key = instance_key(instance)
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                "SELECT a.log_index, n.envelope_sha256, a.attempt FROM attempts a"
+                " JOIN nodes n ON n.log_index = a.log_index"
+                " WHERE a.system = ? AND a.instance = ? ORDER BY a.log_index",
+                (system, key),
+            ).fetchall()
+        return [Attempt(int(i), str(sha), None if a is None else int(a)) for i, sha, a in rows]
 
     def walk(self, roots: Iterable[int], *, down: bool = False) -> set[int]:
         """walk returns ``roots`` and every record reachable from them (one recursive CTE)."""

@@ -32,6 +32,14 @@ canonical manifest of :mod:`prov_core.digest`, never by the orchestrator.
 :func:`attestation_from_dict` reads back the attestation an adapter kept in its
 orchestrator's metadata, and :func:`ensure_branch` creates an embedded repository
 on first use, as ``provgate snapshot commit`` does.
+
+:func:`previous_attempt` links a retry to the try before it. An adapter files
+each try of a task instance under ``orchestrator["instance"]`` (the parts
+naming the instance across tries) and ``orchestrator["attempt"]``; the next
+try finds the latest earlier one in the lineage index, checks it against the
+ledger, and names it as ``orchestrator["previous_attempt"]``, which the index
+turns into a ``retry-of`` edge that :func:`~prov_core.lineage.verify_chain`
+follows like any other signed link.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ __all__ = [
     "attestation_from_dict",
     "ensure_branch",
     "outputs_digest",
+    "previous_attempt",
     "verify_node",
 ]
 
@@ -128,6 +137,41 @@ def attestation_from_dict(data: Mapping[str, Any]) -> Attestation:
     ):
         raise InputError(f"not an attestation (Attestation.to_dict form): {dict(data)!r}")
     return Attestation(log_index, sha, ptype, subjects, origin)
+
+
+def previous_attempt(
+    home: Home, system: str, instance: Sequence[str | int], attempt: int | None = None
+) -> dict[str, Any] | None:
+    """previous_attempt is the link a retry names: the latest earlier try of an instance.
+
+    Returns ``{"log_index", "envelope_sha256", "attempt"}`` (for
+    ``orchestrator["previous_attempt"]``) of the newest record filed under
+    ``system`` and ``instance`` whose attempt is below ``attempt`` (every
+    record when ``attempt`` is None), or None when there is none. The lineage
+    index is caught up first; the entry it names is re-read from the ledger
+    and must hash to the envelope SHA-256 the index holds, else
+    :class:`~prov_core.errors.VerificationError` names the record.
+    """
+    from prov_core.errors import VerificationError
+    from prov_core.lineage import open_lineage
+
+    with open_lineage(home) as lineage:
+        lineage.catch_up()
+        tries = [
+            a
+            for a in lineage.index.attempts(system, instance)
+            if attempt is None or a.attempt is None or a.attempt < attempt
+        ]
+        if not tries:
+            return None
+        last = tries[-1]
+        sha = hashlib.sha256(lineage.ledger.entry(last.log_index)).hexdigest()
+    if sha != last.envelope_sha256:
+        raise VerificationError(
+            f"record {last.log_index} (an earlier try of {system} instance {list(instance)}) "
+            f"no longer hashes to {last.envelope_sha256}: the ledger entry was changed"
+        )
+    return last.to_dict()
 
 
 def ensure_branch(store: SnapshotStore, repo: str, branch: str) -> bool:
