@@ -188,7 +188,7 @@ def _build_app() -> typer.Typer:
 
         with errors():
             home, created = init_home(state["home"])
-            keyid = home.trust().active()
+            keyid = home.own_keyid()
             verb = "created" if created else "already initialised"
             err.print(f"{verb}: {home.path}  (origin {home.origin}, signing key {keyid})")
 

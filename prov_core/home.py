@@ -130,12 +130,27 @@ class Home:
 
         if os.environ.get("PROVGATE_SIGNING_KEY"):
             return signing.signer_from_env()
-        active = self.trust().active()
+        active = self.own_keyid()
         if active is None:
             raise KeyStoreError(
-                f"no active signing key in {self.trust_path}; run `provgate keys rotate`"
+                f"no active signing key of {self.trust_path} is held in {self.keys_dir}; "
+                "run `provgate keys rotate`"
             )
         return signing.load_signer(self.keys_dir / f"{active}.pem")
+
+    def own_keyid(self) -> str | None:
+        """The newest active key of the trust store whose private key is in ``keys/``, or None.
+
+        The trust store also holds other parties' public keys (workers handed
+        their key through ``PROVGATE_SIGNING_KEY``, federated clients) whose
+        records this home verifies; only a key held here signs for the home.
+        """
+        held = [
+            e.keyid
+            for e in self.trust().entries()
+            if e.status == "active" and (self.keys_dir / f"{e.keyid}.pem").is_file()
+        ]
+        return held[-1] if held else None
 
     @property
     def ledger_url(self) -> str | None:

@@ -53,12 +53,12 @@ def rotate_key(home: Home) -> dict[str, Any]:
     from prov_core import signing
 
     trust = home.trust()
-    old_id = trust.active()
+    old_id = home.own_keyid()
     if old_id is None:
-        raise InputError("the trust store has no active key to rotate")
+        raise InputError(f"no active key of the trust store is held in {home.keys_dir} to rotate")
     old = signing.load_signer(home.keys_dir / f"{old_id}.pem")
     new = signing.generate_key(home.keys_dir)
-    trust.rotate(new, note_name=home.origin)
+    trust.rotate(new, old_keyid=old_id, note_name=home.origin)
     trust.save(home.trust_path)
     index = _record(home, old, "rotated", old_id, new_keyid=new.keyid)
     return {"event": "rotated", "old_keyid": old_id, "new_keyid": new.keyid, "log_index": index}
@@ -72,13 +72,14 @@ def revoke_key(home: Home, keyid: str, reason: str) -> dict[str, Any]:
     if keyid not in {e.keyid for e in trust.entries()}:
         raise InputError(f"no key {keyid} in {home.trust_path}; see `provgate keys list`")
     rotated = None
-    if trust.active() == keyid:
+    if home.own_keyid() == keyid:
         rotated = rotate_key(home)
         trust = home.trust()
     trust.revoke(keyid, reason)
     trust.save(home.trust_path)
-    active = trust.active()
-    assert active is not None
+    active = home.own_keyid()
+    if active is None:
+        raise InputError(f"no active key of the trust store is held in {home.keys_dir}")
     signer = signing.load_signer(home.keys_dir / f"{active}.pem")
     index = _record(home, signer, "revoked", keyid, reason=reason)
     doc: dict[str, Any] = {"event": "revoked", "keyid": keyid, "reason": reason, "log_index": index}
