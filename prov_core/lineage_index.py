@@ -38,7 +38,10 @@ records the same way):
   Airflow's ``[dag_id, task_id, run_id, map_index]``) with ``attempt`` file
   it under ``attempts``, which :meth:`LineageIndex.attempts` reads.
 - gate decision (SLSA VSA): each ``inputAttestations`` entry is a ``verified``
-  edge. Any other record (inference, future kinds): every descriptor
+  edge.
+- federated update (kind ``federated-update``): each ``data[].record`` is an
+  ``input`` edge to the client's snapshot record; the update's BLAKE3 is
+  the record's ``output``. Any other record (inference, future kinds): every descriptor
   carrying ``annotations.logIndex`` is a ``refers`` edge.
 
 Catching up (:meth:`LineageIndex.catch_up`) reads the entries appended since
@@ -102,6 +105,7 @@ KINDS: Final = (
     "gate",
     "inference",
     "key-event",
+    "federated-update",
     "other",
     "malformed",
 )
@@ -327,6 +331,7 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
     verified here.
     """
     from prov_core.statement import (
+        FEDERATED_UPDATE_V1,
         INFERENCE_V1,
         INGEST_V1,
         KEY_EVENT_V1,
@@ -449,6 +454,22 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
         return ParsedRecord(
             kind="gate",
             name=f"gate {result}: {predicate.get('resourceUri', '')}".rstrip(": "),
+            refs=tuple(refs),
+            digests=tuple(digests),
+            **common,
+        )
+    if ptype == FEDERATED_UPDATE_V1:
+        for d in _list(predicate.get("data")):
+            ref = _descriptor_ref(_dict(d).get("record"), "input")
+            if ref is not None:
+                refs.append(ref)
+        update = _hex64(_dict(_dict(predicate.get("update")).get("digest")).get("blake3"))
+        if update:
+            digests.append((update, "output", "blake3"))
+        client = _dict(predicate.get("client")).get("id")
+        return ParsedRecord(
+            kind="federated-update",
+            name=f"{predicate.get('federation')}/round-{predicate.get('round')}/{client}",
             refs=tuple(refs),
             digests=tuple(digests),
             **common,

@@ -25,9 +25,10 @@ constant                    predicateType                               used for
 ``SNAPSHOT_V1``             ``https://provgate.dev/snapshot/v1``        dataset snapshots
 ``INFERENCE_V1``            ``https://provgate.dev/inference/v1``       RAG answers
 ``KEY_EVENT_V1``            ``https://provgate.dev/key-event/v1``       key rotation, revocation
+``FEDERATED_UPDATE_V1``     ``https://provgate.dev/federated-update/v1`` a client's model update
 ==========================  ==========================================  =====================
 
-The four provgate types are specified by JSON Schemas (draft 2020-12) in
+The five provgate types are specified by JSON Schemas (draft 2020-12) in
 ``docs/schemas/`` and described field by field in ``docs/record-format.md``.
 Each has a frozen builder here whose ``to_dict()`` is the predicate; builders
 check their arguments (:class:`~prov_core.errors.InputError`, or
@@ -53,6 +54,7 @@ from prov_core.errors import FormatError, InputError, LicenseError
 
 __all__ = [
     "DSSE_MEDIA_TYPE",
+    "FEDERATED_UPDATE_V1",
     "INFERENCE_V1",
     "INGEST_V1",
     "IN_TOTO_PAYLOAD_TYPE",
@@ -62,7 +64,9 @@ __all__ = [
     "SLSA_VSA_V1",
     "SNAPSHOT_V1",
     "STATEMENT_TYPE",
+    "ClientData",
     "Confidentiality",
+    "FederatedUpdatePredicate",
     "InferencePredicate",
     "IngestPredicate",
     "KeyEventKind",
@@ -97,13 +101,18 @@ INGEST_V1: Final = "https://provgate.dev/ingest/v1"
 SNAPSHOT_V1: Final = "https://provgate.dev/snapshot/v1"
 INFERENCE_V1: Final = "https://provgate.dev/inference/v1"
 KEY_EVENT_V1: Final = "https://provgate.dev/key-event/v1"
+FEDERATED_UPDATE_V1: Final = "https://provgate.dev/federated-update/v1"
 #: The predicate types provgate defines (JSON Schemas in docs/schemas/).
-PROVGATE_PREDICATE_TYPES: Final = frozenset({INGEST_V1, SNAPSHOT_V1, INFERENCE_V1, KEY_EVENT_V1})
+PROVGATE_PREDICATE_TYPES: Final = frozenset(
+    {INGEST_V1, SNAPSHOT_V1, INFERENCE_V1, KEY_EVENT_V1, FEDERATED_UPDATE_V1}
+)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 _ALG = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
+_IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MAX_SAFE = 2**53 - 1
 _LICENSE_REF = re.compile(r"(?:DocumentRef-[A-Za-z0-9.\-]+:)?LicenseRef-[A-Za-z0-9.\-]+")
 
 
@@ -914,6 +923,107 @@ def key_event_predicate(
     )
 
 
+@dataclass(frozen=True)
+class ClientData:
+    """One local data snapshot a federated client trained on.
+
+    ``snapshot`` is its pinned URI (``provgate://REPO/COMMIT``), ``root`` the
+    BLAKE3 root of its snapshot manifest, and ``record`` the signed snapshot
+    record in the federation's ledger: an attestation descriptor carrying the
+    record's envelope SHA-256 and ``annotations.logIndex``.
+    """
+
+    snapshot: str
+    root: str
+    record: ResourceDescriptor
+
+    def __post_init__(self) -> None:
+        _need(self.snapshot, "client data snapshot URI")
+        _need_hex64(self.root, f"root of {self.snapshot}")
+        digest = self.record.digest or {}
+        _need_hex64(digest.get("sha256", ""), f"envelope sha256 of the record of {self.snapshot}")
+        index = (self.record.annotations or {}).get("logIndex")
+        if type(index) is not int or index < 0:
+            raise InputError(f"the record of {self.snapshot} needs annotations.logIndex")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"snapshot", "root": {"blake3"}, "record"}``."""
+        return {
+            "snapshot": self.snapshot,
+            "root": {"blake3": self.root},
+            "record": self.record.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class FederatedUpdatePredicate:
+    """``https://provgate.dev/federated-update/v1``: a client's model update for one round.
+
+    Signed by the client's own key: which federation and round, which client,
+    the global model it started from (BLAKE3 of its bytes), the local data
+    snapshots it trained on (``data``), and the update it sends (BLAKE3 and
+    SHA-256 of its bytes, size, and the number of training examples that
+    weighs it in the aggregate). ``federation`` and ``client_id`` are 1-128
+    of ``A-Z a-z 0-9 . _ -``, starting with a letter or digit.
+    """
+
+    federation: str
+    round: int
+    client_id: str
+    base_model: str
+    data: Sequence[ClientData]
+    update_blake3: str
+    update_sha256: str
+    update_size: int
+    examples: int
+    trained_at: datetime | str | None = None
+    parameters: Mapping[str, Any] | None = None
+
+    predicate_type: ClassVar[str] = FEDERATED_UPDATE_V1
+
+    def __post_init__(self) -> None:
+        for what, value in (("federation", self.federation), ("client id", self.client_id)):
+            if not isinstance(value, str) or not _IDENT.fullmatch(value):
+                raise InputError(
+                    f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit"
+                )
+        for what, n, low in (
+            ("round", self.round, 0),
+            ("update size", self.update_size, 0),
+            ("examples", self.examples, 1),
+        ):
+            if type(n) is not int or not low <= n <= _MAX_SAFE:
+                raise InputError(f"{what} must be an integer >= {low}, got {n!r}")
+        _need_hex64(self.base_model, "base model BLAKE3")
+        _need_hex64(self.update_blake3, "update BLAKE3")
+        _need_hex64(self.update_sha256, "update SHA-256")
+        if not self.data or not all(isinstance(d, ClientData) for d in self.data):
+            raise InputError("a federated update names at least one ClientData it trained on")
+        if self.trained_at is not None:
+            rfc3339(self.trained_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The predicate object."""
+        d: dict[str, Any] = {
+            "federation": self.federation,
+            "round": self.round,
+            "client": {"id": self.client_id},
+            "baseModel": {"digest": {"blake3": self.base_model}},
+            "data": [c.to_dict() for c in self.data],
+            "update": {
+                "digest": {"blake3": self.update_blake3, "sha256": self.update_sha256},
+                "size": self.update_size,
+                "examples": self.examples,
+            },
+        }
+        if self.trained_at is not None:
+            d["trainedAt"] = rfc3339(self.trained_at)
+        if self.parameters is not None:
+            d["parameters"] = dict(self.parameters)
+        return d
+
+
 # --------------------------------------------------------------------------
 # Strict shape checks for parsed statements. A check is f(value, path) that
 # raises FormatError("<path>: <what is wrong>").
@@ -1095,6 +1205,26 @@ def _key_event_rules(value: Any, path: str) -> None:
         raise _fail(f"{path}.reason", "a revocation needs a reason")
 
 
+def _ident(value: Any, path: str) -> None:
+    _string(value, path)
+    if not _IDENT.fullmatch(value):
+        raise _fail(path, "expected 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+
+
+def _positive(value: Any, path: str) -> None:
+    if type(value) is not int or value < 1:
+        raise _fail(path, "expected a positive integer")
+
+
+_RECORD_REF: Final = _object(
+    {
+        "digest": _object({"sha256": _hex64}),
+        "annotations": _object({"logIndex": _count}),
+    },
+    {"name": _string, "uri": _nonempty, "mediaType": _string},
+)
+
+
 _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
     SLSA_PROVENANCE_V1: _object(
         {
@@ -1215,5 +1345,31 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
             "noteName": _string,
         },
         _key_event_rules,
+    ),
+    FEDERATED_UPDATE_V1: _object(
+        {
+            "federation": _ident,
+            "round": _count,
+            "client": _object({"id": _ident}),
+            "baseModel": _object({"digest": _object({"blake3": _hex64})}),
+            "data": _array(
+                _object(
+                    {
+                        "snapshot": _nonempty,
+                        "root": _object({"blake3": _hex64}),
+                        "record": _RECORD_REF,
+                    }
+                ),
+                min_items=1,
+            ),
+            "update": _object(
+                {
+                    "digest": _object({"blake3": _hex64, "sha256": _hex64}),
+                    "size": _count,
+                    "examples": _positive,
+                }
+            ),
+        },
+        {"trainedAt": _time, "parameters": _any_object},
     ),
 }

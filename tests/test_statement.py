@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from prov_core.canonical import canonical_json
 from prov_core.errors import FormatError, InputError, LicenseError, ProvgateError
 from prov_core.statement import (
+    FEDERATED_UPDATE_V1,
     INFERENCE_V1,
     INGEST_V1,
     KEY_EVENT_V1,
@@ -25,6 +27,8 @@ from prov_core.statement import (
     SLSA_VSA_V1,
     SNAPSHOT_V1,
     STATEMENT_TYPE,
+    ClientData,
+    FederatedUpdatePredicate,
     InferencePredicate,
     ManifestSummary,
     PolicyDecision,
@@ -104,7 +108,36 @@ def key_event() -> Any:
     return key_event_predicate(event="rotated", keyid=H1, time=WHEN, new_keyid=H2)
 
 
+def federated_update() -> FederatedUpdatePredicate:
+    return FederatedUpdatePredicate(
+        federation="fedavg-demo",
+        round=2,
+        client_id="client-a",
+        base_model=H1,
+        data=[
+            ClientData(
+                snapshot="provgate://client-a/" + "c" * 64,
+                root=H2,
+                record=ResourceDescriptor(
+                    name="attestation:7",
+                    uri="provgate+log://origin/7",
+                    digest={"sha256": H3},
+                    media_type="application/vnd.dsse.envelope.v1+json",
+                    annotations={"logIndex": 7, "predicateType": SNAPSHOT_V1},
+                ),
+            )
+        ],
+        update_blake3=H4,
+        update_sha256=H1,
+        update_size=24,
+        examples=40,
+        trained_at=WHEN,
+        parameters={"epochs": 5, "learningRate": 0.1},
+    )
+
+
 BUILDERS = {
+    FEDERATED_UPDATE_V1: ("federated-update-v1.json", federated_update),
     INGEST_V1: ("ingest-v1.json", ingest),
     SNAPSHOT_V1: ("snapshot-v1.json", snapshot),
     INFERENCE_V1: ("inference-v1.json", inference),
@@ -160,6 +193,15 @@ def test_schema_and_parser_agree_on_bad_values() -> None:
         (SNAPSHOT_V1, "derivedFrom", [{"name": "no uri or digest"}], "derivedFrom[0]"),
         (INFERENCE_V1, "answer", {"digest": {"sha256": "XYZ"}}, "answer.digest.sha256"),
         (KEY_EVENT_V1, "event", "lost", "event"),
+        (FEDERATED_UPDATE_V1, "client", {"id": "a/b"}, "client.id"),
+        (FEDERATED_UPDATE_V1, "round", -1, "round"),
+        (FEDERATED_UPDATE_V1, "data", [], "data"),
+        (
+            FEDERATED_UPDATE_V1,
+            "update",
+            {"digest": {"blake3": H1}, "size": 1},
+            "update.digest.sha256",
+        ),
     ]
     for predicate_type, field, value, path in cases:
         schema_file, build = BUILDERS[predicate_type]
@@ -233,6 +275,29 @@ def test_provenance_uses_slsa_field_names_verbatim() -> None:
     }
     st_ = Statement.of([Subject("out", H2)], p)
     assert Statement.parse(st_.canonical_bytes()).predicate == d
+
+
+def test_federated_update_builder_checks_its_arguments() -> None:
+    good = federated_update()
+    d = good.to_dict()
+    assert d["client"] == {"id": "client-a"}
+    assert d["update"] == {"digest": {"blake3": H4, "sha256": H1}, "size": 24, "examples": 40}
+    assert d["data"][0]["record"]["annotations"]["logIndex"] == 7
+    assert Statement.parse(statement_bytes(FEDERATED_UPDATE_V1, d)).predicate == d
+    for change, message in (
+        ({"client_id": "../b"}, "client id"),
+        ({"federation": ""}, "federation"),
+        ({"round": -1}, "round"),
+        ({"examples": 0}, "examples"),
+        ({"update_blake3": "XY"}, "update BLAKE3"),
+        ({"data": []}, "at least one ClientData"),
+        ({"trained_at": "yesterday"}, "RFC 3339"),
+    ):
+        with pytest.raises(InputError, match=message):
+            dataclasses.replace(good, **change)
+    record = good.data[0].record
+    with pytest.raises(InputError, match=r"annotations\.logIndex"):
+        ClientData("provgate://a/" + "c" * 64, H2, dataclasses.replace(record, annotations={}))
 
 
 def test_vsa_builder() -> None:
@@ -474,8 +539,11 @@ def test_public_surface_is_pinned() -> None:
     import prov_core.statement as module
 
     assert sorted(module.__all__) == [
+        "ClientData",
         "Confidentiality",
         "DSSE_MEDIA_TYPE",
+        "FEDERATED_UPDATE_V1",
+        "FederatedUpdatePredicate",
         "INFERENCE_V1",
         "INGEST_V1",
         "IN_TOTO_PAYLOAD_TYPE",
