@@ -22,7 +22,8 @@ Every failure provgate reports is a :class:`ProvgateError`. The tree::
         ├── LedgerIntegrityError   the stored log disagrees with its checkpoints
         ├── IntegrityError         stored content differs from its signed digest
         ├── GateRefused            the training gate refused (every reason attached)
-        └── InferenceBlocked       an answer was blocked before it was returned
+        ├── InferenceBlocked       an answer was blocked before it was returned
+        └── FederatedRoundRefused  too few federated updates verified to aggregate
 
 Lower-layer exceptions (``OSError``, ``sqlite3.Error``, ``ValueError`` from
 parsers, ``cryptography`` errors) are mapped to the most specific class here
@@ -36,6 +37,7 @@ from collections.abc import Sequence
 __all__ = [
     "CanonicalizationError",
     "ConfigError",
+    "FederatedRoundRefused",
     "FormatError",
     "GateRefused",
     "InferenceBlocked",
@@ -171,6 +173,18 @@ class InferenceBlocked(VerificationError):
         super().__init__(message)
         self.reasons = reasons
         self.decision = decision
+
+
+class FederatedRoundRefused(VerificationError):
+    """A federated round was not aggregated: too few client updates verified.
+
+    ``refusals`` are the :class:`~prov_core.federated.Refusal` s, each naming
+    the client, every reason and the log index of its recorded decision.
+    """
+
+    def __init__(self, message: str, *, refusals: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.refusals = refusals
 
 
 def refusal_message(what: str, reasons: Sequence[str], vsa_log_index: int | None) -> str:
