@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -83,9 +84,11 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Sim:
 
 
 @pytest.fixture
-def aggregator(sim: Sim) -> Iterator[Aggregator]:
-    """A fresh aggregator on the simulation's home (same federation, trust, enrolment)."""
-    home = open_home(sim.home.path)
+def aggregator(sim: Sim, tmp_path: Path) -> Iterator[Aggregator]:
+    """A fresh aggregator on a copy of the simulation's home (same federation, trust,
+    enrolment, ledger), so what a test records leaves the simulation's ledger as it was."""
+    shutil.copytree(sim.home.path, tmp_path / "home")
+    home = open_home(tmp_path / "home")
     with Recorder.from_home(home) as recorder:
         yield Aggregator(
             recorder,
@@ -192,6 +195,10 @@ def test_lineage_from_the_aggregate_reaches_exactly_the_accepted_clients(sim: Si
     with open_lineage(sim.home) as lineage:
         up = lineage.upstream(final.attestation.log_index)
         report = lineage.verify_chain(f"blake3:{final.blake3}")
+        trained_on_a = {n.log_index for n in lineage.models(source="file://client-a/local.csv")}
+        trained_on_d = lineage.models(source="file://client-d/local.csv")
+    assert trained_on_a == {r.model.attestation.log_index for r in sim.results}
+    assert trained_on_d == []
     updates = {n.name for n in up.of_kind("federated-update")}
     assert updates == {f"{fl.FEDERATION}/round-{r}/{c}" for r in (1, 2) for c in HONEST}
     snapshots = {n.log_index for n in up.of_kind("snapshot")}
@@ -369,3 +376,16 @@ def test_the_example_runs(tmp_path: Path) -> None:
     assert "chain verified (15 records)" in out
     sources = ", ".join(f"file://{c}/local.csv" for c in HONEST)
     assert f"trained on {sources}" in out
+
+
+def test_the_docs_show_the_examples_own_code() -> None:
+    """Each Python block of docs/integrations.md's section is lines of the example, dedented."""
+    doc = (REPO / "docs" / "integrations.md").read_text()
+    section = doc.split("## Federated learning", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 3
+    source = [line.strip() for line in EXAMPLE.read_text().splitlines()]
+    for block in blocks:
+        lines = [line.strip() for line in block.strip("\n").splitlines()]
+        starts = [i for i, line in enumerate(source) if line == lines[0]]
+        assert any(source[i : i + len(lines)] == lines for i in starts), block
