@@ -15,7 +15,8 @@ Layout (created by :func:`init_home`, idempotently)::
 
 ``origin`` names the log in its checkpoints (C2SP tlog-checkpoint origin line)
 and is the signed-note key name of every key of this home. The signing key is
-the trust store's active key, unless ``PROVGATE_SIGNING_KEY`` holds a PEM key
+the newest active key of the trust store held in ``keys/`` (the store may also
+trust other parties' keys), unless ``PROVGATE_SIGNING_KEY`` holds a PEM key
 (how an orchestrator's secret store hands a worker its key); such a key must
 be in the trust store to produce records that verify.
 """
