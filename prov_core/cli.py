@@ -288,7 +288,8 @@ def _build_app() -> typer.Typer:
             None,
             "--artifact",
             help="verify only the chain of custody of this artifact: a digest "
-            "([blake3:|sha256:]HEX), a log index or provgate://REPO/COMMIT",
+            "([blake3:|sha256:]HEX), a log index, provgate://REPO/COMMIT, or a URI an "
+            "installed resolver reads (models:/NAME/VERSION with provgate[mlflow])",
         ),
     ) -> None:
         """Verify the whole ledger (signatures, trust, the Merkle tree against checkpoints),
@@ -352,8 +353,9 @@ def _build_app() -> typer.Typer:
     def trace(
         target: str | None = typer.Argument(
             None,
-            help="an artifact digest ([blake3:|sha256:]HEX), a log index, or a pinned "
-            "snapshot provgate://REPO/COMMIT | lakefs://REPO/COMMIT",
+            help="an artifact digest ([blake3:|sha256:]HEX), a log index, a pinned "
+            "snapshot provgate://REPO/COMMIT | lakefs://REPO/COMMIT, or a URI an installed "
+            "resolver reads (models:/NAME/VERSION with provgate[mlflow])",
         ),
         up: bool = typer.Option(
             True,

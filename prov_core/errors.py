@@ -14,6 +14,7 @@ Every failure provgate reports is a :class:`ProvgateError`. The tree::
     ├── KeyStoreError              key files: missing, wrong mode, unreadable
     ├── LedgerError                the ledger cannot be read or written
     ├── StoreError                 the snapshot store cannot be reached or failed
+    ├── ResolverError              a resolver (models:/..., prov_core.resolvers) failed
     └── VerificationError          something does not verify (exit code 1)
         ├── SignatureError         a signature is invalid
         ├── UntrustedKeyError      signed by a key the trust store does not allow
@@ -51,6 +52,7 @@ __all__ = [
     "PolicyError",
     "ProofError",
     "ProvgateError",
+    "ResolverError",
     "RevokedKeyError",
     "SignatureError",
     "StoreError",
@@ -104,6 +106,18 @@ class LedgerError(ProvgateError):
 
 class StoreError(ProvgateError):
     """The snapshot store cannot be reached or failed an operation (the gate fails closed)."""
+
+
+class ResolverError(ProvgateError):
+    """A resolver could not map a URI of another system to a record (``scheme`` names it).
+
+    Raised when the other system (an MLflow tracking server, ...) cannot
+    answer, or when the resolver itself is broken; see :mod:`prov_core.resolvers`.
+    """
+
+    def __init__(self, message: str, *, scheme: str | None = None) -> None:
+        super().__init__(message)
+        self.scheme = scheme
 
 
 class VerificationError(ProvgateError):

@@ -8,6 +8,9 @@ strictly::
     HEX64                       either algorithm (a step output, an ingested file,
                                 a subject, a snapshot manifest, an envelope)
     provgate://REPO/COMMIT      a pinned snapshot (lakefs://REPO/COMMIT for lakeFS)
+    SCHEME:...                  a URI of a scheme a resolver is installed for
+                                (models:/clf/1 with provgate[mlflow]): mapped to one
+                                of the forms above (:mod:`prov_core.resolvers`)
 
 :meth:`Lineage.upstream` returns everything the target was made from, back
 to the ingest records and their sources; :meth:`Lineage.downstream`
@@ -48,9 +51,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prov_core.errors import (
@@ -63,6 +66,7 @@ from prov_core.errors import (
     VerificationError,
 )
 from prov_core.lineage_index import Edge, LineageIndex, Node, ParsedRecord, parse_record
+from prov_core.resolvers import Resolver, installed_resolvers, resolve_uri, scheme_of
 
 if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
@@ -239,12 +243,17 @@ class Lineage:
         content: ContentIndex | None = None,
         trust: KeyPolicy | None = None,
         note_verifiers: Sequence[Any] = (),
+        resolvers: Mapping[str, Resolver] | None = None,
     ) -> None:
+        """``resolvers`` (scheme -> resolver) defaults to the installed ones (loaded on
+        first use)."""
         self.ledger = ledger
         self.index = index
         self.content = content
         self.trust = trust
         self.note_verifiers = list(note_verifiers)
+        self.resolvers = resolvers
+        self._resolved: dict[str, str] = {}  # URI -> core target: a resolver may download
 
     def catch_up(self) -> int:
         """catch_up indexes the ledger entries appended since the last query."""
@@ -258,7 +267,9 @@ class Lineage:
         """resolve reads a target (module docstring) and finds its records.
 
         Raises :class:`InputError` for text that is none of the forms, and
-        :class:`NotFoundError` for a well-formed target no record names.
+        :class:`NotFoundError` for a well-formed target no record names. A
+        URI of a scheme the core does not read goes to its resolver; the
+        target keeps the URI as its text.
         """
         self.catch_up()
         if isinstance(target, int) and not isinstance(target, bool):
@@ -266,6 +277,25 @@ class Lineage:
         if not isinstance(target, str):
             raise InputError(f"lineage target {target!r} must be a string or a log index")
         text = target.strip()
+        scheme = scheme_of(text)
+        table = None if scheme is None else self._resolver_table()
+        if scheme is not None and table is not None and scheme in table:
+            resolved = self._resolved.get(text) or resolve_uri(text, table)
+            self._resolved[text] = resolved
+            try:
+                found = self._resolve_text(resolved)
+            except NotFoundError as exc:
+                raise NotFoundError(f"{text} resolves to {resolved}: {exc}") from exc
+            return replace(found, text=text)
+        return self._resolve_text(text)
+
+    def _resolver_table(self) -> Mapping[str, Resolver]:
+        if self.resolvers is None:
+            self.resolvers = installed_resolvers()
+        return self.resolvers
+
+    def _resolve_text(self, text: str) -> Target:
+        """The target forms the core reads itself (module docstring, all but SCHEME:...)."""
         if text.isdigit() and len(text) < 64:  # 64 digits are a hex digest
             return self._index_target(text, int(text))
         log = _LOG_URI.fullmatch(text)
@@ -279,9 +309,10 @@ class Lineage:
         hex_part = hex_part.lower()
         if algo not in ("", "blake3", "sha256") or not _HEX64.fullmatch(hex_part):
             raise InputError(
-                f"{target!r} is not a lineage target: give a log index, a digest "
-                "(64 hex characters, optionally prefixed blake3: or sha256:), or a pinned "
-                "snapshot URI provgate://REPO/COMMIT or lakefs://REPO/COMMIT"
+                f"{text!r} is not a lineage target: give a log index, a digest "
+                "(64 hex characters, optionally prefixed blake3: or sha256:), a pinned "
+                "snapshot URI provgate://REPO/COMMIT or lakefs://REPO/COMMIT, or a URI an "
+                "installed resolver reads (models:/NAME/VERSION with provgate[mlflow])"
             )
         return self._digest_target(text, hex_part, algo or None)
 

@@ -44,7 +44,8 @@ def test_unknown_attribute_raises() -> None:
 def test_import_is_lazy_and_orchestrator_free() -> None:
     code = (
         "import sys, prov_core, prov_core.cli; "
-        "heavy = {'pyarrow', 'typer', 'rich', 'cryptography', 'dagster', 'airflow', 'prefect'}; "
+        "heavy = {'pyarrow', 'typer', 'rich', 'cryptography', 'dagster', 'airflow', 'prefect', "
+        "'mlflow', 'wandb'}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
