@@ -1,4 +1,4 @@
-"""Test sessions, one environment each: core, dagster, airflow, prefect.
+"""Test sessions, one environment each: core, dagster, airflow, prefect, mlflow.
 
 Airflow 3.3 and Prefect 3.9 cannot share an environment (their FastAPI ranges
 do not overlap), so every orchestrator gets its own. Environments are built
@@ -13,7 +13,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["core", "dagster", "airflow", "prefect"]
+nox.options.sessions = ["core", "dagster", "airflow", "prefect", "mlflow"]
 nox.options.error_on_missing_interpreters = True
 
 os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
@@ -61,3 +61,10 @@ def prefect(session: nox.Session) -> None:
     """The Prefect adapter, with Prefect 3.9 installed for real."""
     session.install("-e", ".", "-e", "integrations/prefect[test]")
     _pytest(session, "integrations/prefect/tests")
+
+
+@nox.session
+def mlflow(session: nox.Session) -> None:
+    """The MLflow integration, against a real local tracking store and registry (SQLite)."""
+    session.install("-e", ".", "-e", "integrations/mlflow[test]")
+    _pytest(session, "integrations/mlflow/tests")
