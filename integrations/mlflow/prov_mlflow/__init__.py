@@ -20,6 +20,11 @@
 - :func:`resolve`: the ``models:`` resolver behind ``provgate trace models:/...``.
 """
 
+# MLflow loads its registered dataset sources (ours, prov_mlflow.dataset:SnapshotSource,
+# among them) while mlflow.data is first imported. Importing it here, before our own
+# modules, keeps prov_mlflow.dataset from being mid-import at that moment.
+import mlflow.data  # noqa: F401
+
 from prov_mlflow.dataset import SOURCE_TYPE, SnapshotDataset, SnapshotSource
 from prov_mlflow.resolver import resolve
 from prov_mlflow.run import TRACKER, LoggedModelDigest, TrainingRun, training_run

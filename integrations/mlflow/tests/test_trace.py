@@ -7,6 +7,8 @@ this distribution); MLflow reads its stores from the session's environment.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,29 @@ def test_an_unknown_model_is_a_clear_error(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_the_provgate_command_traces_a_model_version_in_a_fresh_process(
+    trained: Trained, world: World
+) -> None:
+    """As a user runs it: the console script, MLflow imported by the resolver, no warning
+    (MLflow loads our dataset source while the resolver's package is being imported)."""
+    provgate = Path(sys.executable).with_name("provgate")
+    done = subprocess.run(
+        [
+            provgate,
+            "--home",
+            str(world.home.path),
+            "trace",
+            f"models:/{MODEL_NAME}/1",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Failure attempting to register" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["roots"] == [trained.run.attestation.log_index]
