@@ -32,9 +32,10 @@ from prov_core.errors import (
     UntrustedKeyError,
     VerificationError,
 )
-from prov_core.policy import IngestFacts, InputFacts, StepFacts
+from prov_core.policy import GenerationFacts, IngestFacts, InputFacts, StepFacts
 from prov_core.snapshots.base import SnapshotURI
-from prov_core.statement import INGEST_V1, SLSA_PROVENANCE_V1, SNAPSHOT_V1, Statement
+from prov_core.statement import INGEST_V1, SLSA_PROVENANCE_V1, SLSA_VSA_V1, SNAPSHOT_V1, Statement
+from prov_core.step import GENERATION_BUILD_TYPE, TRAINING_BUILD_TYPE
 
 if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
@@ -52,6 +53,7 @@ __all__ = [
     "Reason",
     "key_status",
     "kind_name",
+    "object_samples",
     "signature_code",
     "step_name",
     "step_outputs",
@@ -108,8 +110,39 @@ class InputState:
     ingests: list[IngestFacts] = field(default_factory=list)
     steps: list[StepFacts] = field(default_factory=list)
     attestations: dict[int, str] = field(default_factory=dict)  # log index -> envelope sha256
+    generations: list[GenerationFacts] = field(default_factory=list)
+    synthetic_objects: list[str] = field(default_factory=list)
+    samples: int | None = 0
+    synthetic_samples: int | None = 0
+    bytes: int = 0
+    synthetic_bytes: int = 0
+    generation_depth: int = 0
+
+    def add_object(self, path: str, size: int, nodes: Sequence[CustodyNode], blake3: str) -> None:
+        """add_object counts one object of the input, covered by ``nodes`` (maybe none).
+
+        It is synthetic when a generation stands behind any of them; its samples
+        are the count the first of them signs (unknown when none does).
+        """
+        depth = max((n.depth for n in nodes), default=0)
+        counts = (object_samples(n, blake3) for n in nodes)
+        count = next((c for c in counts if c is not None), None)
+        self.bytes += size
+        self.samples = None if self.samples is None or count is None else self.samples + count
+        if depth > 0:
+            self.synthetic_objects.append(path)
+            self.synthetic_bytes += size
+            self.generation_depth = max(self.generation_depth, depth)
+            if self.synthetic_samples is not None:
+                self.synthetic_samples = None if count is None else self.synthetic_samples + count
 
     def facts(self) -> InputFacts:
+        samples = self.samples
+        synthetic = self.synthetic_samples if samples is not None else None
+        if samples and synthetic is not None:
+            fraction = synthetic / samples
+        else:
+            fraction = self.synthetic_bytes / self.bytes if self.bytes else 0.0
         return InputFacts(
             uri=self.text,
             store=self.store_kind or ("local" if self.uri.scheme == "provgate" else "lakefs"),
@@ -121,6 +154,12 @@ class InputState:
             uncovered=tuple(self.uncovered),
             ingests=tuple(self.ingests),
             steps=tuple(self.steps),
+            generations=tuple(self.generations),
+            synthetic_objects=tuple(self.synthetic_objects),
+            samples=samples,
+            synthetic_samples=synthetic,
+            synthetic_fraction=fraction,
+            generation_depth=self.generation_depth,
         )
 
 
@@ -157,14 +196,19 @@ class CustodyNode:
 
     ``ok``: an ingest record that verifies, or a transform step (or a
     snapshot a step read) that verifies and whose every input (object) leads
-    to such ingest records. ``kind`` is the record's predicate type (``""``
-    when it could not be read).
+    to such ingest records; for a gate decision a training step names, that
+    it verifies and PASSED. ``kind`` is the record's predicate type (``""``
+    when it could not be read). ``depth`` counts the generations (synthetic
+    data, :mod:`prov_core.synthetic`) behind the record, ``ingests`` the log
+    indices of the verified ingest records it leads to.
     """
 
     log_index: int
     ok: bool
     kind: str
     predicate: Mapping[str, Any] | None = None
+    depth: int = 0
+    ingests: frozenset[int] = frozenset()
 
 
 class CustodyWalk:
@@ -279,7 +323,10 @@ class CustodyWalk:
                 self._reason("malformed-record", f"ingest record {log_index}: {exc}")
                 return CustodyNode(log_index, False, kind)
             self.state.ingests.append(facts)
-            return CustodyNode(log_index, verified, kind, predicate)
+            return CustodyNode(log_index, verified, kind, predicate, ingests=frozenset({log_index}))
+        if kind == SLSA_VSA_V1:  # judged where it is used: a training step's gate decision
+            passed = predicate.get("verificationResult") == "PASSED"
+            return CustodyNode(log_index, verified and passed, kind, predicate)
         name = step_name(statement, log_index)
         self.state.steps.append(
             StepFacts(
@@ -289,6 +336,7 @@ class CustodyWalk:
                 verified=verified,
                 log_index=log_index,
                 predicate_type=kind,
+                build_type=build_type(predicate),
             )
         )
         if kind not in (SLSA_PROVENANCE_V1, SNAPSHOT_V1):
@@ -298,15 +346,86 @@ class CustodyWalk:
                 "steps (SLSA Provenance) and the snapshots they read can stand behind data",
             )
             return CustodyNode(log_index, False, kind, predicate)
+        generation = kind == SLSA_PROVENANCE_V1 and build_type(predicate) == GENERATION_BUILD_TYPE
         if not verified:
+            if generation:
+                self._generation(
+                    log_index, name, predicate, [], keyid=keyid, status=status, verified=False
+                )
             return CustodyNode(log_index, False, kind, predicate)
         if kind == SNAPSHOT_V1:
-            ok = self._snapshot_objects(log_index, leaf, depth)
+            ok, below = self._snapshot_objects(log_index, leaf, depth)
         else:
-            ok = self._step_inputs(log_index, name, predicate, depth)
-        return CustodyNode(log_index, ok, kind, predicate)
+            ok, below = self._step_inputs(log_index, name, predicate, depth)
+        nodes = [n for _, n in below]
+        generations = max((n.depth for n in nodes), default=0)
+        if generation:
+            generations += 1
+            self._generation(
+                log_index, name, predicate, below, keyid=keyid, status=status, verified=True
+            )
+        ingests = frozenset().union(*(n.ingests for n in nodes))
+        return CustodyNode(log_index, ok, kind, predicate, generations, ingests)
 
-    def _snapshot_objects(self, log_index: int, leaf: bytes, depth: int) -> bool:
+    def _generation(
+        self,
+        log_index: int,
+        name: str,
+        predicate: Mapping[str, Any],
+        below: Sequence[tuple[str, CustodyNode]],
+        *,
+        keyid: str,
+        status: str,
+        verified: bool,
+    ) -> None:
+        """_generation adds the facts of generation step ``log_index`` (its inputs walked)."""
+        build = predicate.get("buildDefinition")
+        external = build.get("externalParameters") if isinstance(build, dict) else None
+        external = external if isinstance(external, dict) else {}
+        model = external.get("generator")
+        digest = model.get("digest") if isinstance(model, dict) else None
+        sha = digest.get("sha256") if isinstance(digest, dict) else None
+        parameters = external.get("parameters")
+        by_index = {r.log_index: r for r in self.state.ingests}
+
+        def facts(indices: frozenset[int]) -> tuple[IngestFacts, ...]:
+            return tuple(by_index[i] for i in sorted(indices) if i in by_index)
+
+        generator = [n for role, n in below if role == "generator"]
+        training = next(
+            (n.log_index for n in generator if build_type(n.predicate) == TRAINING_BUILD_TYPE),
+            None,
+        )
+        seeds = frozenset().union(*(n.ingests for role, n in below if role == "seed"))
+        every = frozenset().union(*(n.ingests for _, n in below))
+        self.state.generations.append(
+            GenerationFacts(
+                name=name,
+                log_index=log_index,
+                verified=verified,
+                signer_keyid=keyid,
+                key_status=status,
+                depth=1 + max((n.depth for _, n in below), default=0),
+                generator_digest=sha if isinstance(sha, str) else None,
+                generator_verified=bool(generator),
+                generator_training_log_index=training,
+                samples=_outputs_samples(predicate),
+                parameters=parameters if isinstance(parameters, dict) else {},
+                ingests=facts(every),
+                seed_ingests=facts(seeds),
+            )
+        )
+
+    def _unsupported(self, node: CustodyNode) -> None:
+        self._reason(
+            "unsupported-record",
+            f"record {node.log_index} is a {node.kind} record; only ingest records, transform "
+            "steps (SLSA Provenance) and the snapshots they read can stand behind data",
+        )
+
+    def _snapshot_objects(
+        self, log_index: int, leaf: bytes, depth: int
+    ) -> tuple[bool, list[tuple[str, CustodyNode]]]:
         """_snapshot_objects: a snapshot a step read leads to ingest if each of its objects does."""
         from prov_core.snapshot_record import parse_snapshot_record
 
@@ -314,9 +433,10 @@ class CustodyWalk:
             rec = parse_snapshot_record(log_index, leaf)
         except ProvgateError as exc:
             self._reason("malformed-record", f"snapshot record {log_index}: {exc}")
-            return False
+            return False, []
         derived = derived_from(rec.statement.predicate)
         bare: list[str] = []
+        below: list[tuple[str, CustodyNode]] = []
         for obj in rec.objects:
             covered = False
             for i in obj.records:
@@ -326,8 +446,11 @@ class CustodyWalk:
                     depth=depth + 1,
                     via=f"snapshot record {log_index} derives from",
                 )
-                if node.ok and self.refuted(node, obj.blake3) is None:
+                if node.kind == SLSA_VSA_V1:
+                    self._unsupported(node)
+                elif node.ok and self.refuted(node, obj.blake3) is None:
                     covered = True
+                    below.append(("", node))
             if not covered:
                 bare.append(obj.path)
         if bare or not rec.objects:
@@ -345,13 +468,17 @@ class CustodyWalk:
                     else "it holds no object"
                 ),
             )
-            return False
-        return True
+            return False, below
+        return True, below
 
     def _step_inputs(
         self, log_index: int, name: str, predicate: Mapping[str, Any], depth: int
-    ) -> bool:
-        """_step_inputs is true when every input of the step leads to verified ingest records."""
+    ) -> tuple[bool, list[tuple[str, CustodyNode]]]:
+        """_step_inputs is true when every input of the step leads to verified ingest records.
+
+        It also returns, with each input's role (``annotations.role``, or ``""``),
+        the verified records each input led to.
+        """
         build = predicate.get("buildDefinition")
         deps = build.get("resolvedDependencies") if isinstance(build, dict) else None
         if not isinstance(deps, list) or not deps:
@@ -360,12 +487,56 @@ class CustodyWalk:
                 f"transform step record {log_index} ({name}) names no input, so it reaches no "
                 "ingest record",
             )
-            return False
-        results = [self._dependency(log_index, name, d, depth) for d in deps]
-        return all(results)
+            return False, []
+        ok = True
+        below: list[tuple[str, CustodyNode]] = []
+        for d in deps:
+            led, nodes = self._dependency(log_index, name, d, depth)
+            ok = ok and led
+            below.extend((_role(d), n) for n in nodes)
+        if ok and not below:
+            self._reason(
+                "step-input",
+                f"transform step record {log_index} ({name}) names no data input (only gate "
+                "decisions), so it reaches no ingest record",
+            )
+            return False, below
+        if ok and build_type(predicate) == GENERATION_BUILD_TYPE:
+            ok = self._generator_trained_by(log_index, name, deps, below)
+        return ok, below
 
-    def _dependency(self, step: int, name: str, dep: Any, depth: int) -> bool:
-        """_dependency follows one input of step ``step``; a reason when it leads nowhere."""
+    def _generator_trained_by(
+        self, log_index: int, name: str, deps: list[Any], below: list[tuple[str, CustodyNode]]
+    ) -> bool:
+        """_generator_trained_by checks that the training record a generation names is the
+        record whose signed outputs hold the generator's bytes."""
+        named = {
+            i
+            for d in deps
+            if _role(d) == "generator-training"
+            and type(i := _annotations(d).get("logIndex")) is int
+        }
+        if not named:
+            return True
+        producers = {n.log_index for role, n in below if role == "generator"}
+        if named & producers:
+            return True
+        self._reason(
+            "step-input",
+            f"generation step record {log_index} ({name}): the training attestation(s) "
+            f"{', '.join(map(str, sorted(named)))} it names did not output the generator's "
+            f"bytes (produced by record(s) {', '.join(map(str, sorted(producers))) or 'none'})",
+        )
+        return False
+
+    def _dependency(
+        self, step: int, name: str, dep: Any, depth: int
+    ) -> tuple[bool, list[CustodyNode]]:
+        """_dependency follows one input of step ``step``; a reason when it leads nowhere.
+
+        It returns whether the input is satisfied and the verified data records
+        it led to (none for a gate decision a training step names).
+        """
         dep = dep if isinstance(dep, dict) else {}
         label = dep.get("name") or dep.get("uri") or "?"
         where = f"transform step record {step} ({name}): input {label!r}"
@@ -382,13 +553,21 @@ class CustodyWalk:
                 depth=depth + 1,
                 via=f"transform step record {step} names as its input {label!r}",
             )
+            if node.kind == SLSA_VSA_V1:
+                if node.ok:
+                    return True, []
+                self._reason(
+                    "step-input",
+                    f"{where}: gate decision {attested} did not pass or does not verify",
+                )
+                return False, []
             if node.ok:
-                return True
+                return True, [node]
             self._reason(
                 "step-input",
                 f"{where}: attestation {attested} does not lead to verified ingest records",
             )
-            return False
+            return False, []
         b3 = annotations.get("blake3")
         if not isinstance(b3, str) or not _HEX64.fullmatch(b3):
             self._reason(
@@ -396,7 +575,7 @@ class CustodyWalk:
                 f"{where} has neither a log index nor a BLAKE3 digest, so no record can be "
                 "found for it",
             )
-            return False
+            return False, []
         refs = self.index.covering([b3], ledger=self.ledger).get(b3, [])
         if not refs:
             self._reason(
@@ -404,8 +583,8 @@ class CustodyWalk:
                 f"{where}: no record covers its content (BLAKE3 {b3}); ingest it, or record "
                 "the step that wrote it, before the step that reads it",
             )
-            return False
-        found = False
+            return False, []
+        found: list[CustodyNode] = []
         for ref in refs:
             node = self.record(
                 ref.log_index,
@@ -423,7 +602,7 @@ class CustodyWalk:
                     f"{claim}",
                 )
                 continue
-            found = True
+            found.append(node)
         if not found:
             indices = ", ".join(str(r.log_index) for r in refs)
             self._reason(
@@ -431,7 +610,7 @@ class CustodyWalk:
                 f"{where}: no record covering its content (BLAKE3 {b3}; records {indices}) "
                 "leads to verified ingest records",
             )
-        return found
+        return bool(found), found
 
     def covers(
         self,
@@ -444,9 +623,23 @@ class CustodyWalk:
         """covers reports whether any of ``records`` (log index, expected envelope sha256)
         verifies and covers content ``blake3_hex`` at ``path``; each that verifies but
         cannot cover it is a ``coverage-mismatch`` reason."""
-        covered = False
+        return bool(self.cover(path, blake3_hex, records, via=via))
+
+    def cover(
+        self,
+        path: str,
+        blake3_hex: str,
+        records: Sequence[tuple[int, str | None]],
+        *,
+        via: str,
+    ) -> list[CustodyNode]:
+        """cover is :meth:`covers` returning the records that do cover the content."""
+        covered: list[CustodyNode] = []
         for log_index, expected in records:
             node = self.record(log_index, expected or None, depth=0, via=via)
+            if node.kind == SLSA_VSA_V1:
+                self._unsupported(node)
+                continue
             if not node.ok:
                 continue
             claim = self.refuted(node, blake3_hex)
@@ -456,7 +649,7 @@ class CustodyWalk:
                     f"{path}: {kind_name(node.kind)} record {log_index} cannot cover it: {claim}",
                 )
                 continue
-            covered = True
+            covered.append(node)
         return covered
 
     def refuted(self, node: CustodyNode, blake3_hex: str) -> str | None:
@@ -481,6 +674,67 @@ def step_name(statement: Statement, log_index: int) -> str:
     if isinstance(step, str) and step:
         return step
     return str(statement.subjects[0].name) if statement.subjects else f"entry {log_index}"
+
+
+def build_type(predicate: Mapping[str, Any] | None) -> str | None:
+    """build_type is an SLSA Provenance predicate's ``buildDefinition.buildType``, or None."""
+    build = predicate.get("buildDefinition") if predicate is not None else None
+    value = build.get("buildType") if isinstance(build, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _annotations(dep: Any) -> dict[str, Any]:
+    annotations = dep.get("annotations") if isinstance(dep, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def _role(dep: Any) -> str:
+    role = _annotations(dep).get("role")
+    return role if isinstance(role, str) else ""
+
+
+def _byproducts(predicate: Mapping[str, Any]) -> list[Any]:
+    run = predicate.get("runDetails")
+    byproducts = run.get("byproducts") if isinstance(run, dict) else None
+    return byproducts if isinstance(byproducts, list) else []
+
+
+def _count(summary: Any) -> int | None:
+    count = summary.get("count") if isinstance(summary, dict) else None
+    return count if type(count) is int and count >= 0 else None
+
+
+def _outputs_samples(predicate: Mapping[str, Any]) -> int | None:
+    """_outputs_samples sums the sample counts a step's outputs sign, None if one does not."""
+    counts = [_count(_annotations(b).get("samples")) for b in _byproducts(predicate)]
+    if not counts or None in counts:
+        return None
+    return sum(c for c in counts if c is not None)
+
+
+def object_samples(node: CustodyNode, blake3_hex: str) -> int | None:
+    """object_samples is how many samples the object ``blake3_hex`` holds, as ``node`` signs it.
+
+    An ingest of one file signs its samples (rows, or the one file); an ingest
+    of several files has one sample per file; a step signs an output's count
+    when it recorded ``annotations.samples`` for it. ``None`` when unknown.
+    """
+    predicate = node.predicate
+    if predicate is None:
+        return None
+    if node.kind == INGEST_V1:
+        manifest = predicate.get("manifest")
+        if isinstance(manifest, dict) and manifest.get("files") == 1:
+            return _count(predicate.get("samples"))
+        samples = predicate.get("samples")
+        if isinstance(samples, dict) and samples.get("leafEncoding") == "provgate-file/v1":
+            return 1
+        return None
+    for b in _byproducts(predicate):
+        annotations = _annotations(b)
+        if annotations.get("blake3") == blake3_hex:
+            return _count(annotations.get("samples"))
+    return None
 
 
 def step_outputs(predicate: Mapping[str, Any]) -> set[str]:

@@ -80,11 +80,12 @@ trust store, ledger or content index is unavailable), ``internal-error``,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -315,7 +316,8 @@ def evaluate_gate(
         for result in results:
             if not result.passed:
                 message = result.message + (f" ({result.error})" if result.error else "")
-                reasons.append(Reason("policy", None, message, result.id))
+                where, culprits = _localize(policy, result.id, facts, when, keys)
+                reasons.append(Reason("policy", where, message + culprits, result.id))
         # The record of the decision.
         vsa: Attestation | None = None
         if not record:
@@ -376,6 +378,55 @@ class _Stores:
                 self._stack.callback(close)
             self._open[uri.scheme] = store
         return store
+
+
+def _localize(
+    policy: Policy,
+    rule_id: str,
+    facts: Sequence[InputFacts],
+    when: datetime,
+    keys: Mapping[str, str],
+) -> tuple[str | None, str]:
+    """_localize names where a failed rule fails: ``(the input, if one alone, text)``.
+
+    The rule is re-run on each input alone; an input on which it fails is
+    the reason's input when it is the only one (else the text names each).
+    If the rule passes on such an input without its generations, it is re-run
+    with each generation alone, and the generation records on which it fails
+    are named. Nothing is named for a rule that fails on no input alone, or
+    that is not one of ``policy``'s own rules. Only failed rules are re-run,
+    so an allowed decision costs nothing more.
+    """
+    rule = next((r for r in policy.rules if r.id == rule_id), None)
+    if rule is None or len(facts) == 0:
+        return None, ""
+
+    def fails(one: InputFacts) -> bool:
+        try:
+            return not rule.run(activation([one], now=when, keys=keys)).passed
+        except ProvgateError:
+            return False
+
+    named: list[str] = []
+    failing: list[str] = []
+    alone = len(facts) == 1
+    for f in facts:
+        if not fails(f):
+            continue
+        failing.append(f.uri)
+        records: list[str] = []
+        if f.generations and not fails(dataclasses.replace(f, generations=())):
+            records = [
+                f"generation record {g.log_index} ({g.name})"
+                for g in f.generations
+                if fails(dataclasses.replace(f, generations=(g,)))
+            ]
+        if records:
+            named.append(", ".join(records) + ("" if alone else f" of {f.uri}"))
+        elif not alone:
+            named.append(f.uri)
+    where = failing[0] if len(failing) == 1 else None
+    return where, (f" [fails on {'; '.join(named)}]" if named else "")
 
 
 def _unreachable(what: str, exc: BaseException) -> str:
@@ -500,8 +551,10 @@ def _judge_input(
     for obj in selected:
         records = [(i, derived.get(i)) for i in obj.records]
         via = "the signed snapshot record derives from"
-        if not lineage.covers(obj.path, obj.blake3, records, via=via):
+        nodes = lineage.cover(obj.path, obj.blake3, records, via=via)
+        if not nodes:
             uncovered.append(obj.path)
+        state.add_object(obj.path, obj.size, nodes, obj.blake3)
     state.uncovered = uncovered
     reasons.extend(
         _named(

@@ -105,6 +105,7 @@ __all__ = [
     "AppliesTo",
     "CelRule",
     "ChunkFacts",
+    "GenerationFacts",
     "IngestFacts",
     "InputFacts",
     "ModelFacts",
@@ -246,6 +247,7 @@ class StepFacts:
     verified: bool
     log_index: int | None = None
     predicate_type: str = "https://slsa.dev/provenance/v1"
+    build_type: str | None = None
 
     def __post_init__(self) -> None:
         _status(self.key_status)
@@ -255,10 +257,66 @@ class StepFacts:
         return {
             "name": self.name,
             "predicate_type": self.predicate_type,
+            "build_type": self.build_type,
             "signer_keyid": self.signer_keyid,
             "key_status": self.key_status,
             "verified": self.verified,
             "log_index": self.log_index,
+        }
+
+
+@dataclass(frozen=True)
+class GenerationFacts:
+    """One generation step (data a model generated) behind an input, as a rule sees it.
+
+    Built by the gate's custody walk from an SLSA Provenance record whose
+    ``buildType`` is ``https://provgate.dev/generation/v1``
+    (:mod:`prov_core.synthetic`). ``depth`` counts generations: 1 for a model
+    whose training data and seeds hold no generated data, one more for each
+    generation behind those. ``generator_verified`` is true when the model's
+    bytes lead to a verified record whose signed outputs name them (its
+    training step, or the ingest of an outside model), and that record leads
+    to verified ingest records; ``generator_training_log_index`` is that
+    training record (``None`` when the model came in as ingested data).
+    ``ingests`` are every ingest record the generation stands on (seeds and
+    the generator's training data), ``seed_ingests`` those reached through
+    its seed inputs only. ``samples`` is the number of samples its outputs
+    hold, when each output's record signs it (else ``None``).
+    """
+
+    name: str
+    log_index: int
+    verified: bool
+    signer_keyid: str
+    key_status: str
+    depth: int
+    generator_digest: str | None = None
+    generator_verified: bool = False
+    generator_training_log_index: int | None = None
+    samples: int | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    ingests: tuple[IngestFacts, ...] = ()
+    seed_ingests: tuple[IngestFacts, ...] = ()
+
+    def __post_init__(self) -> None:
+        _status(self.key_status)
+
+    def to_cel(self) -> dict[str, Any]:
+        """The map a rule sees."""
+        return {
+            "name": self.name,
+            "log_index": self.log_index,
+            "verified": self.verified,
+            "signer_keyid": self.signer_keyid,
+            "key_status": self.key_status,
+            "depth": self.depth,
+            "generator_digest": self.generator_digest,
+            "generator_verified": self.generator_verified,
+            "generator_training_log_index": self.generator_training_log_index,
+            "samples": self.samples,
+            "parameters": dict(self.parameters),
+            "ingests": [r.to_cel() for r in self.ingests],
+            "seed_ingests": [r.to_cel() for r in self.seed_ingests],
         }
 
 
@@ -270,6 +328,16 @@ class InputFacts:
     (``None`` when it did not resolve); ``pinned`` is true only when the
     caller gave the commit id itself. ``uncovered`` lists the object paths no
     record covers.
+
+    Synthetic data (``docs/policies.md``, "Synthetic data"): ``generations``
+    are the generation steps behind the input; ``synthetic_objects`` the
+    paths of the objects a generation stands behind (directly or through
+    steps: such an object counts as synthetic whole); ``samples`` and
+    ``synthetic_samples`` count the samples of all objects and of those, when
+    the record covering each object signs its count (else ``None``);
+    ``synthetic_fraction`` is ``synthetic_samples / samples`` then, else the
+    same ratio of bytes; ``generation_depth`` is the deepest generation behind
+    any object (0: no generated data).
     """
 
     uri: str
@@ -282,6 +350,12 @@ class InputFacts:
     uncovered: tuple[str, ...] = ()
     ingests: tuple[IngestFacts, ...] = ()
     steps: tuple[StepFacts, ...] = ()
+    generations: tuple[GenerationFacts, ...] = ()
+    synthetic_objects: tuple[str, ...] = ()
+    samples: int | None = None
+    synthetic_samples: int | None = None
+    synthetic_fraction: float = 0.0
+    generation_depth: int = 0
 
     def to_cel(self) -> dict[str, Any]:
         """The map a rule sees."""
@@ -296,6 +370,12 @@ class InputFacts:
             "uncovered": list(self.uncovered),
             "ingests": [r.to_cel() for r in self.ingests],
             "steps": [s.to_cel() for s in self.steps],
+            "generations": [g.to_cel() for g in self.generations],
+            "synthetic_objects": list(self.synthetic_objects),
+            "samples": self.samples,
+            "synthetic_samples": self.synthetic_samples,
+            "synthetic_fraction": float(self.synthetic_fraction),
+            "generation_depth": self.generation_depth,
         }
 
 
@@ -724,8 +804,15 @@ def reference_activation() -> dict[str, Any]:
                         key_status="active",
                         verified=True,
                         log_index=1,
+                        build_type="https://provgate.dev/step/v1",
                     ),
                 ),
+                generations=(_REF_GENERATION,),
+                synthetic_objects=("train/synthetic.csv",),
+                samples=1000,
+                synthetic_samples=200,
+                synthetic_fraction=0.2,
+                generation_depth=1,
             )
         ],
         now=_REF_NOW,
@@ -736,6 +823,23 @@ def reference_activation() -> dict[str, Any]:
     ref["model"] = _REF_MODEL.to_cel()
     ref["chunks"] = [_REF_CHUNK.to_cel()]
     return ref
+
+
+_REF_GENERATION: Final = GenerationFacts(
+    name="paraphrase",
+    log_index=5,
+    verified=True,
+    signer_keyid=_REF_KEY,
+    key_status="active",
+    depth=1,
+    generator_digest="6" * 64,
+    generator_verified=True,
+    generator_training_log_index=4,
+    samples=200,
+    parameters={"temperature": 0.7, "seed": 7},
+    ingests=(_REF_INGEST,),
+    seed_ingests=(_REF_INGEST,),
+)
 
 
 _REF_MODEL: Final = ModelFacts(

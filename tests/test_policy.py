@@ -16,6 +16,7 @@ from prov_core.canonical import canonical_json
 from prov_core.errors import InputError, PolicyError
 from prov_core.policy import (
     AllOf,
+    GenerationFacts,
     IngestFacts,
     InputFacts,
     Policy,
@@ -60,6 +61,23 @@ def inp(*ingests: IngestFacts, **over: Any) -> InputFacts:
         objects=len(ingests),
         ingests=ingests if ingests else (ingest(),),
         steps=(StepFacts(name="clean", signer_keyid=KEY, key_status="active", verified=True),),
+    )
+    return replace(base, **over)
+
+
+def gen(*ingests: IngestFacts, **over: Any) -> GenerationFacts:
+    base = GenerationFacts(
+        name="paraphrase",
+        log_index=9,
+        verified=True,
+        signer_keyid=KEY,
+        key_status="active",
+        depth=1,
+        generator_digest="6" * 64,
+        generator_verified=True,
+        generator_training_log_index=8,
+        ingests=ingests or (ingest(),),
+        seed_ingests=ingests or (ingest(),),
     )
     return replace(base, **over)
 
@@ -354,7 +372,14 @@ def test_activation_is_plain_data() -> None:
         "uncovered",
         "ingests",
         "steps",
+        "generations",
+        "synthetic_objects",
+        "samples",
+        "synthetic_samples",
+        "synthetic_fraction",
+        "generation_depth",
     }
+    assert (i["generations"], i["synthetic_fraction"], i["generation_depth"]) == ([], 0.0, 0)
     (r,) = i["ingests"]
     assert r["issuer"] is None
     assert r["license_known"] is True
@@ -537,6 +562,42 @@ EXAMPLE_CASES: list[tuple[str, InputFacts, InputFacts, str]] = [
         "no-revoked-key",
         inp(ingest()),
         inp(steps=(StepFacts(name="s", signer_keyid=OTHER, key_status="active", verified=True),)),
+        "training",
+    ),
+    (
+        "synthetic-licensed-sources",
+        inp(generations=(gen(ingest(license="CC0-1.0")),)),
+        inp(generations=(gen(ingest(license="LicenseRef-scraped")),)),
+        "training",
+    ),
+    (
+        "synthetic-licensed-sources",
+        inp(generations=(gen(),)),
+        inp(generations=(gen(ingest(license="CC-BY-ND-4.0")),)),
+        "training",
+    ),
+    (
+        "synthetic-licensed-sources",
+        inp(),
+        inp(generations=(gen(generator_verified=False),)),
+        "training",
+    ),
+    (
+        "synthetic-licensed-sources",
+        inp(generations=(gen(),)),
+        inp(generations=(gen(ingests=()),)),
+        "training",
+    ),
+    (
+        "synthetic-fraction",
+        inp(synthetic_fraction=0.3),
+        inp(synthetic_fraction=0.31),
+        "training",
+    ),
+    (
+        "generation-depth",
+        inp(generations=(gen(depth=1),)),
+        inp(generations=(gen(depth=1), gen(depth=2, log_index=12))),
         "training",
     ),
 ]
