@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -82,6 +82,7 @@ __all__ = [
     "row_id",
     "row_ids",
     "row_ids_blob",
+    "sample_set_of_batches",
     "sample_set_of_table",
     "sorted_ids_and_root",
 ]
@@ -475,6 +476,25 @@ def sample_set_of_table(table: pa.Table) -> SampleSet:
         if ROW_ID_COLUMN in table.column_names:
             _verify_column(table, blob)
         sorted_blob, root = _sorted_ids_and_root(blob, pool)
+    return SampleSet(sorted_blob, leaf_encoding=ROW_ENCODING, root=root)
+
+
+def sample_set_of_batches(batches: Iterable[pa.Table | pa.RecordBatch]) -> SampleSet:
+    """sample_set_of_batches is :func:`sample_set_of_table` of rows that arrive in batches.
+
+    The set is the same as that of the batches' concatenation (row ids do not
+    depend on how rows are grouped), without holding the rows together: only
+    their ids, 32 bytes each. A batch with a ``_prov_id`` column has it
+    verified first.
+    """
+    parts: list[bytes] = []
+    for batch in batches:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        blob = row_ids_blob(table)
+        if ROW_ID_COLUMN in table.column_names:
+            _verify_column(table, blob)
+        parts.append(blob)
+    sorted_blob, root = sorted_ids_and_root(b"".join(parts))
     return SampleSet(sorted_blob, leaf_encoding=ROW_ENCODING, root=root)
 
 

@@ -116,6 +116,7 @@ __all__ = [
     "row_id",
     "row_ids",
     "sample_proof_from_json",
+    "sample_set_of_batches",
     "sample_set_of_table",
 ]
 
@@ -428,6 +429,19 @@ def sample_set_of_table(table: pa.Table) -> SampleSet:
     from prov_core import _rows
 
     return _rows.sample_set_of_table(table)
+
+
+def sample_set_of_batches(batches: Iterable[pa.Table | pa.RecordBatch]) -> SampleSet:
+    """sample_set_of_batches returns the sample set of rows that arrive in batches.
+
+    It equals :func:`sample_set_of_table` of the batches' concatenation (an
+    id depends on its row only), holding 32 bytes per row rather than the
+    rows: for shards, or a dataset read a batch at a time. A ``_prov_id``
+    column is verified.
+    """
+    from prov_core import _rows
+
+    return _rows.sample_set_of_batches(batches)
 
 
 def _main(argv: list[str] | None = None) -> int:

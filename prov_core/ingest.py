@@ -17,13 +17,21 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prov_core.digest import SampleSet, digest_path, is_tabular
+from prov_core.digest import (
+    ROW_ENCODING,
+    FileDigest,
+    SampleSet,
+    digest_bytes,
+    digest_path,
+    is_tabular,
+    manifest_sha256,
+)
 from prov_core.errors import InputError
 from prov_core.statement import INGEST_V1, Statement, Subject, ingest_predicate
 from prov_core.step import Attestation, Recorder
@@ -32,7 +40,7 @@ if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
     from prov_core.sample_store import SampleStore
 
-__all__ = ["IngestRequest", "IngestResult", "ingest_path"]
+__all__ = ["IngestRequest", "IngestResult", "ingest_path", "ingest_samples"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,9 @@ class IngestRequest:
     intended_use: str | None = None
     collector: str | None = None
     per_file: bool = False
+    revision: str | None = None
+    title: str | None = None
+    data_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,89 @@ def ingest_path(
     else:
         samples = SampleSet.of_files(f.blake3 for f in tree.files)
         unit = "files"
+    return _record(
+        recorder,
+        path.name or str(path),
+        samples,
+        request,
+        unit=unit,
+        files=tree.files,
+        manifest={"blake3": tree.blake3, "files": len(tree.files), "bytes": tree.bytes},
+        subject_sha256=tree.sha256_subject,
+        retrieved=retrieved,
+        index=index,
+        samples_store=samples_store,
+    )
+
+
+def ingest_samples(
+    recorder: Recorder,
+    name: str,
+    samples: SampleSet,
+    request: IngestRequest,
+    *,
+    files: Sequence[FileDigest] = (),
+    retrieved_at: datetime | None = None,
+    index: ContentIndex | None = None,
+    samples_store: SampleStore | None = None,
+) -> IngestResult:
+    """Sign and append the ingest record of a sample set computed elsewhere; return it.
+
+    For data that is not one file or directory on disk: a table in memory, a
+    Hugging Face dataset (``prov_hf``), rows streamed from a service. ``name``
+    is the subject's name. ``files`` are the files the samples were read
+    from, if any: the record then carries their manifest, the subject digest
+    is the manifest's SHA-256, and with ``index`` each file's BLAKE3 is
+    indexed as covered by the record (as :func:`ingest_path` does). Without
+    files the subject digest is the sample root (itself a SHA-256 Merkle
+    root) and there is no manifest. ``retrieved_at`` defaults to now.
+    """
+    if not name:
+        raise InputError("an ingest needs a name for its subject")
+    manifest: dict[str, object] | None = None
+    subject = samples.root.hex()
+    if files:
+        from prov_core.digest import manifest_bytes
+
+        # As digest_path: one file's root is its own BLAKE3, several files' the manifest's.
+        data = manifest_bytes((f.path, f.blake3) for f in files)
+        manifest = {
+            "blake3": files[0].blake3 if len(files) == 1 else digest_bytes(data),
+            "files": len(files),
+            "bytes": sum(f.size for f in files),
+        }
+        subject = manifest_sha256((f.path, f.blake3) for f in files)
+    unit = "rows" if samples.leaf_encoding == ROW_ENCODING else "files"
+    return _record(
+        recorder,
+        name,
+        samples,
+        request,
+        unit=unit,
+        files=files,
+        manifest=manifest,
+        subject_sha256=subject,
+        retrieved=retrieved_at or datetime.now(UTC),
+        index=index,
+        samples_store=samples_store,
+    )
+
+
+def _record(
+    recorder: Recorder,
+    name: str,
+    samples: SampleSet,
+    request: IngestRequest,
+    *,
+    unit: str,
+    files: Sequence[FileDigest],
+    manifest: dict[str, object] | None,
+    subject_sha256: str,
+    retrieved: datetime,
+    index: ContentIndex | None,
+    samples_store: SampleStore | None,
+) -> IngestResult:
+    """_record builds, signs and appends one ingest record (and keeps and indexes as asked)."""
     predicate = ingest_predicate(
         source_uri=request.source,
         issuer=request.issuer,
@@ -112,10 +206,13 @@ def ingest_path(
         intended_use=request.intended_use,
         collector=request.collector or default_collector(),
         samples=samples.summary(),
-        manifest={"blake3": tree.blake3, "files": len(tree.files), "bytes": tree.bytes},
+        manifest=manifest,
+        dataset_title=request.title,
+        data_format=request.data_format,
+        source_revision=request.revision,
     )
     statement = Statement(
-        subjects=[Subject(name=path.name or str(path), sha256=tree.sha256_subject)],
+        subjects=[Subject(name=name, sha256=subject_sha256)],
         predicate_type=predicate.predicate_type,
         predicate=predicate.to_dict(),
     )
@@ -126,7 +223,7 @@ def ingest_path(
         from prov_core.content_index import RecordRef
 
         index.add_content(
-            (f.blake3 for f in tree.files),
+            (f.blake3 for f in files),
             RecordRef(attestation.log_index, attestation.envelope_sha256, INGEST_V1),
         )
     return IngestResult(

@@ -582,6 +582,7 @@ class IngestPredicate:
     manifest: ManifestSummary | None = None
     dataset_title: str | None = None
     data_format: str | None = None
+    source_revision: str | None = None
     standards_version: str = "DPS-1.0.0"
 
     predicate_type: ClassVar[str] = INGEST_V1
@@ -590,6 +591,8 @@ class IngestPredicate:
         _need(self.source_uri, "source uri")
         _need(self.collection_method, "collection method")
         _need(self.collector, "collector")
+        if self.source_revision is not None:
+            _need(self.source_revision, "source revision")
         rfc3339(self.retrieved_at)
         spdx_expression(self.license)
         if self.confidentiality is not None and self.confidentiality not in _CONFIDENTIALITY:
@@ -603,6 +606,8 @@ class IngestPredicate:
             source["issuer"] = self.issuer
         if self.dataset_title is not None:
             source["title"] = self.dataset_title
+        if self.source_revision is not None:
+            source["revision"] = self.source_revision
         lic: dict[str, Any] = {"spdx": spdx_expression(self.license)}
         if self.license_url is not None:
             lic["url"] = self.license_url
@@ -646,6 +651,7 @@ def ingest_predicate(
     intended_use: str | None = None,
     dataset_title: str | None = None,
     data_format: str | None = None,
+    source_revision: str | None = None,
 ) -> IngestPredicate:
     """Build an ingest predicate; summaries may be given as mappings (see ``from_mapping``)."""
     if confidentiality is not None and confidentiality not in _CONFIDENTIALITY:
@@ -674,6 +680,7 @@ def ingest_predicate(
         intended_use=intended_use,
         dataset_title=dataset_title,
         data_format=data_format,
+        source_revision=source_revision,
     )
 
 
@@ -1267,7 +1274,9 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
     INGEST_V1: _object(
         {
             "standardsVersion": _nonempty,
-            "source": _object({"uri": _nonempty}, {"issuer": _string, "title": _string}),
+            "source": _object(
+                {"uri": _nonempty}, {"issuer": _string, "title": _string, "revision": _nonempty}
+            ),
             "retrievedAt": _time,
             "collectionMethod": _nonempty,
             "license": _license,
