@@ -1,4 +1,4 @@
-"""Test sessions, one environment each: core, dagster, airflow, prefect, mlflow, wandb.
+"""Test sessions, one environment each: core, dagster, airflow, prefect, mlflow, wandb, hf.
 
 Airflow 3.3 and Prefect 3.9 cannot share an environment (their FastAPI ranges
 do not overlap), so every orchestrator gets its own. Environments are built
@@ -13,7 +13,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["core", "dagster", "airflow", "prefect", "mlflow", "wandb"]
+nox.options.sessions = ["core", "dagster", "airflow", "prefect", "mlflow", "wandb", "hf"]
 nox.options.error_on_missing_interpreters = True
 
 os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
@@ -75,3 +75,10 @@ def wandb(session: nox.Session) -> None:
     """The Weights & Biases integration, with wandb in offline mode and no network."""
     session.install("-e", ".", "-e", "integrations/wandb[test]")
     _pytest(session, "integrations/wandb/tests")
+
+
+@nox.session
+def hf(session: nox.Session) -> None:
+    """Hugging Face datasets (prov_hf), with datasets installed for real, offline."""
+    session.install("-e", ".", "-e", "integrations/hf[test]")
+    _pytest(session, "integrations/hf/tests")
