@@ -5,7 +5,13 @@
 use to decide whether content is covered by verified records: each record
 is read from the ledger once, checked against the envelope SHA-256 the
 record naming it signed, verified against the trust store, and judged; a
-transform step is followed through every one of its inputs. Problems become
+transform step is followed through every one of its inputs (a gate decision
+a training step names is a non-data input: it must verify and have PASSED).
+A generation step (synthetic data, :mod:`prov_core.synthetic`) is a step
+too: its generator leads through the record that produced the model's bytes
+to that model's training data; the walk counts generations per record
+(:attr:`CustodyNode.depth`) and collects
+:class:`~prov_core.policy.GenerationFacts`. Problems become
 :class:`Reason` s on the :class:`InputState` being judged, never exceptions
 (ledger failures excepted: the caller fails closed on them).
 
