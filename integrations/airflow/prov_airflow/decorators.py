@@ -16,7 +16,8 @@ actually stored. The record's inputs are the attestations of the upstream tasks 
 with ``training=True`` the gate judges the pinned snapshots the upstream tasks pushed
 (or ``gate_inputs``), a refusal fails the task with every reason, and the training step
 is recorded with the gate's decision among its inputs. The task's XCom return value is
-``{name: path}`` of the outputs.
+``{name: path}`` of the outputs. A failed try is recorded as a failed step, and the next
+try links to it (see :mod:`prov_airflow.operators`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from prov_airflow import _node
 from prov_airflow.config import Settings
 from prov_airflow.errors import ProvenanceError
 from prov_airflow.links import ProvenanceLink
-from prov_airflow.operators import PINNED_PARAM, gate, record_outputs
+from prov_airflow.operators import PINNED_PARAM, failures_recorded, gate, record_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk.bases.decorator import TaskDecorator
+
+    from prov_core.step import Attestation
 
 __all__ = ["provenance_task"]
 
@@ -83,19 +86,24 @@ class _ProvenanceDecoratedOperator(DecoratedOperator, PythonOperator):  # type: 
         self.require_upstream = require_upstream
 
     def execute(self, context: Any) -> Any:
+        ti = context["ti"]
+        settings = Settings.load()
+        with failures_recorded(ti, settings, self.python_callable) as inputs:
+            return self._run(context, settings, inputs)
+
+    def _run(self, context: Any, settings: Settings, inputs: list[Attestation]) -> Any:
         import inspect
 
         ti = context["ti"]
-        settings = Settings.load()
         started = datetime.now(UTC)
         up = _node.upstream(ti)
+        inputs.extend(up.attestations)
         if self.require_upstream and up.missing:
             raise ProvenanceError(
                 f"{_node.task_name(ti)}: upstream task(s) {', '.join(up.missing)} pushed no "
                 "provgate attestation; make them provgate tasks, enable the listener "
                 "([provgate] listener = True), or pass require_upstream=False"
             )
-        inputs = list(up.attestations)
         uris: list[str] = []
         if self.training:
             uris = list(self.gate_inputs) if self.gate_inputs is not None else list(up.snapshots)
@@ -110,7 +118,7 @@ class _ProvenanceDecoratedOperator(DecoratedOperator, PythonOperator):  # type: 
             settings,
             value,
             fn=self.python_callable,
-            inputs=inputs,
+            inputs=list(inputs),
             started=started,
             parameters={"inputs": uris} if self.training else None,
             training=self.training,

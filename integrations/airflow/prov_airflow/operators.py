@@ -10,16 +10,19 @@
   runs ``python_callable`` otherwise and records the training step with the gate's
   decision and the upstream attestations as its inputs.
 
-Every record carries ``dag_id``, ``task_id``, ``run_id``, ``try_number`` and
-``map_index`` (see :mod:`prov_airflow._node`); the attestation goes to XCom for
-downstream tasks.
+Every step record carries ``dag_id``, ``task_id``, ``run_id``, ``try_number`` and
+``map_index``, and links to the record of the try before (see :mod:`prov_airflow._node`);
+the attestation goes to XCom for downstream tasks. A try that fails (the gate's refusal
+included) is recorded too: a step with state ``failed``, the error, and the inputs known
+by then (a refusal: the refused decision), so the next try links to it.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +41,7 @@ __all__ = [
     "ProvenanceIngestOperator",
     "ProvenanceSnapshotOperator",
     "ProvenanceTrainingOperator",
+    "failures_recorded",
     "gate",
     "record_outputs",
 ]
@@ -80,7 +84,7 @@ def gate(ti: Any, settings: Settings, uris: Sequence[str]) -> Attestation:
         reasons = [str(r) for r in decision.reasons]  # the core's wording, every one
         for reason in reasons:
             log.error("provgate gate: %s", reason)
-        raise ProvenanceRefused(task, reasons, vsa_log_index=vsa_index)
+        raise ProvenanceRefused(task, reasons, vsa_log_index=vsa_index, vsa=decision.vsa)
     log.info("provgate gate: allowed %s (decision at log index %s)", list(uris), vsa_index)
     return decision.vsa
 
@@ -98,14 +102,7 @@ def record_outputs(
 ) -> tuple[Attestation, dict[str, str]]:
     """Record a step whose outputs are the files ``value`` names; push and annotate it."""
     from prov_core.nodes import outputs_digest
-    from prov_core.step import (
-        STEP_BUILD_TYPE,
-        TRAINING_BUILD_TYPE,
-        Artifact,
-        CodeIdentity,
-        Recorder,
-        record_step,
-    )
+    from prov_core.step import STEP_BUILD_TYPE, TRAINING_BUILD_TYPE, Artifact
 
     ti = context["ti"]
     task = _node.task_name(ti)
@@ -114,23 +111,59 @@ def record_outputs(
 
     def record() -> Attestation:
         artifacts.extend(Artifact.from_path(p, name=n) for n, p in files.items())
-        with Recorder.from_home(settings.open_home()) as recorder:
-            return record_step(
-                recorder,
-                task,
-                inputs=list(inputs),
-                outputs=artifacts,
-                code=CodeIdentity.of(fn) if fn is not None else CodeIdentity(),
-                parameters=dict(parameters or {}),
-                orchestrator=_node.orchestrator(ti),
-                started_on=started,
-                build_type=TRAINING_BUILD_TYPE if training else STEP_BUILD_TYPE,
-            )
+        return _node.record_try(
+            ti,
+            settings.open_home(),
+            state="success",
+            inputs=inputs,
+            outputs=artifacts,
+            fn=fn,
+            parameters=parameters,
+            started=started,
+            build_type=TRAINING_BUILD_TYPE if training else STEP_BUILD_TYPE,
+        )
 
     attestation: Attestation = _core_call(task, "record", record)
     _node.publish(ti, attestation, settings)
     _node.annotate_outlets(context, attestation, outputs_digest(artifacts))
     return attestation, {n: str(p) for n, p in files.items()}
+
+
+def _control_flow() -> tuple[type[BaseException], ...]:
+    """Exceptions that end a try without failing it (skip, reschedule, ...): not failures."""
+    from airflow.sdk.exceptions import (
+        AirflowRescheduleException,
+        AirflowSkipException,
+        DagRunTriggerException,
+        DownstreamTasksSkipped,
+    )
+
+    return (
+        AirflowSkipException,
+        AirflowRescheduleException,
+        DagRunTriggerException,
+        DownstreamTasksSkipped,
+    )
+
+
+@contextmanager
+def failures_recorded(
+    ti: Any, settings: Settings, fn: Callable[..., Any] | None = None
+) -> Iterator[list[Attestation]]:
+    """Record the try as failed if the body raises; yields the list of its inputs so far.
+
+    The body appends the inputs it has found (upstream attestations, the gate's decision);
+    a refusal adds the refused decision. The exception is re-raised unchanged.
+    """
+    inputs: list[Attestation] = []
+    try:
+        yield inputs
+    except Exception as exc:
+        if not isinstance(exc, _control_flow()):
+            if isinstance(exc, ProvenanceRefused) and exc.vsa is not None:
+                inputs.insert(0, exc.vsa)
+            _node.record_failed_try(ti, settings, inputs, exc, fn)
+        raise
 
 
 def _require_upstream(ti: Any, up: _node.Upstream) -> None:
@@ -199,9 +232,10 @@ class ProvenanceIngestOperator(_ProvenanceOperator):
                     samples_store=home.open_samples(),
                 )
 
-        result = _core_call(task, "ingest", ingest)
-        _node.publish(ti, result.attestation, settings)
-        _node.annotate_outlets(context, result.attestation, result.root)
+        with failures_recorded(ti, settings):
+            result = _core_call(task, "ingest", ingest)
+            _node.publish(ti, result.attestation, settings)
+            _node.annotate_outlets(context, result.attestation, result.root)
         return {
             "log_index": result.attestation.log_index,
             "envelope_sha256": result.attestation.envelope_sha256,
@@ -241,15 +275,20 @@ class ProvenanceSnapshotOperator(_ProvenanceOperator):
         self.scheme = scheme
 
     def execute(self, context: Any) -> str:
+        ti = context["ti"]
+        settings = Settings.load()
+        with failures_recorded(ti, settings) as inputs:
+            return self._commit(ti, context, settings, inputs)
+
+    def _commit(self, ti: Any, context: Any, settings: Settings, inputs: list[Attestation]) -> str:
         from prov_core.nodes import ensure_branch
         from prov_core.snapshot_record import commit_snapshot, open_store_for
         from prov_core.snapshots.base import SnapshotURI
         from prov_core.step import Recorder
 
-        ti = context["ti"]
-        settings = Settings.load()
         task = _node.task_name(ti)
         up = _node.upstream(ti)
+        inputs.extend(up.attestations)
         if self.require_upstream:
             _require_upstream(ti, up)
 
@@ -327,23 +366,26 @@ class ProvenanceTrainingOperator(_ProvenanceOperator):
         ti = context["ti"]
         settings = Settings.load()
         started = datetime.now(UTC)
-        up = _node.upstream(ti)
-        if self.require_upstream:
-            _require_upstream(ti, up)
-        uris = list(self.inputs) if self.inputs is not None else list(up.snapshots)
-        vsa = gate(ti, settings, uris)
-        kwargs = dict(self.op_kwargs)
-        if PINNED_PARAM in inspect.signature(self.python_callable).parameters:
-            kwargs[PINNED_PARAM] = uris
-        value = self.python_callable(**kwargs)
-        _, outputs = record_outputs(
-            context,
-            settings,
-            value,
-            fn=self.python_callable,
-            inputs=[vsa, *up.attestations],
-            started=started,
-            parameters={**self.parameters, "inputs": uris},
-            training=True,
-        )
+        with failures_recorded(ti, settings, self.python_callable) as inputs:
+            up = _node.upstream(ti)
+            inputs.extend(up.attestations)
+            if self.require_upstream:
+                _require_upstream(ti, up)
+            uris = list(self.inputs) if self.inputs is not None else list(up.snapshots)
+            vsa = gate(ti, settings, uris)
+            inputs.insert(0, vsa)
+            kwargs = dict(self.op_kwargs)
+            if PINNED_PARAM in inspect.signature(self.python_callable).parameters:
+                kwargs[PINNED_PARAM] = uris
+            value = self.python_callable(**kwargs)
+            _, outputs = record_outputs(
+                context,
+                settings,
+                value,
+                fn=self.python_callable,
+                inputs=list(inputs),
+                started=started,
+                parameters={**self.parameters, "inputs": uris},
+                training=True,
+            )
         return outputs

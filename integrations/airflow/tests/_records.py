@@ -50,3 +50,45 @@ def steps(home: Any) -> list[tuple[int, dict[str, Any]]]:
             if st["predicateType"] == "https://slsa.dev/provenance/v1":
                 out.append((i, st))
     return out
+
+
+def tries(home: Any, instance: list[Any]) -> list[Any]:
+    """The records filed for every try of a task instance, oldest first (the lineage index)."""
+    from prov_core.lineage import open_lineage
+
+    with open_lineage(home) as lineage:
+        lineage.catch_up()
+        return lineage.index.attempts("airflow", instance)
+
+
+def assert_retry_of(home: Any, before: Any, after: Any, *, custody: bool = True) -> None:
+    """``after`` is the record of the try after ``before``: linked, and both verify.
+
+    Without ``custody`` (a DAG with no ingest record) the chains may only lack an ingest
+    record: every record and link in them still verifies.
+    """
+    from prov_core.lineage import open_lineage
+
+    link = orchestrator(statement(home, after.log_index))["previous_attempt"]
+    assert link == before.to_dict()
+    assert "previous_attempt" not in orchestrator(statement(home, before.log_index)) or (
+        before.attempt is not None and before.attempt > 1
+    )
+    with open_lineage(home) as lineage:
+        graph = lineage.upstream(after.log_index)
+        assert (after.log_index, before.log_index, "retry-of") in {
+            (e.child, e.parent, e.kind) for e in graph.edges
+        }
+        for record in (before, after):
+            report = lineage.verify_chain(record.log_index)
+            problems = [p for p in report.problems if custody or p.check != "ingest"]
+            assert not problems, report.problems
+            failed = [
+                (i, check)
+                for i, r in report.records.items()
+                for check, result in r.checks.items()
+                if result == "failed" and (custody or check != "ingest")
+            ]
+            assert not failed, report.to_dict()
+        # The retry's chain reaches the earlier try through the signed link, and checks it.
+        assert report.records[before.log_index].checks["link"] == "ok"

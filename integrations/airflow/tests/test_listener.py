@@ -1,15 +1,26 @@
 """The listener, installed with the provider: a DAG with no provgate code in it is recorded,
-task by task, map index by map index, try by try; ``[provgate] listener = False`` turns
-it off."""
+task by task, map index by map index, try by try (each retry linked to the try before),
+its asset events carrying the record; ``[provgate] listener = False`` turns it off."""
 
 from __future__ import annotations
 
-from _records import input_indices, node_report, open_home, orchestrator, steps
+from _records import (
+    assert_retry_of,
+    input_indices,
+    node_report,
+    open_home,
+    orchestrator,
+    statement,
+    steps,
+)
+from _records import (
+    tries as tries_of,
+)
 
 PLAIN = """
 import pendulum
 from datetime import timedelta
-from airflow.sdk import dag, task, get_current_context
+from airflow.sdk import Asset, dag, task, get_current_context
 
 @dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
 def plain():
@@ -21,7 +32,7 @@ def plain():
     def double(x):
         return x * 2
 
-    @task
+    @task(outlets=[Asset(name="plain_total", uri="file:///plain/total.json")])
     def total(values):
         return sum(values)
 
@@ -78,6 +89,28 @@ def test_plain_dag_is_recorded_task_by_task(run_dag, prov_home):
     assert tries[2][0] == att("flaky")["log_index"]
     for _, st in tries.values():  # both linked to the same upstream record
         assert input_indices(st) == {total["log_index"]: total["envelope_sha256"]}
+    # ... and the second is retry-of the first (found by instance: XComs were cleared).
+    first, second = tries_of(home, ["plain_listener", "flaky", res.run_id, -1])
+    assert (first.log_index, second.log_index) == (tries[1][0], tries[2][0])
+    assert_retry_of(home, first, second, custody=False)
+
+    # The asset event of a plain task with an outlet carries its record and content digest.
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.settings import Session
+
+    session = Session()
+    (event,) = (
+        session.query(AssetEvent)
+        .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        .filter(AssetModel.name == "plain_total", AssetEvent.source_run_id == res.run_id)
+        .all()
+    )
+    extra = event.extra["provgate"]
+    session.close()
+    assert extra["attestation"] == total
+    (output,) = statement(home, total["log_index"])["predicate"]["runDetails"]["byproducts"]
+    assert output["name"] == "return_value.json"
+    assert extra["content_digest"] == output["annotations"]["blake3"]
 
 
 def test_listener_off_by_config(run_dag, prov_home, monkeypatch):

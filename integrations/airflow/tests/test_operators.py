@@ -12,7 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _records import input_indices, node_report, open_home, orchestrator, statement
+from _records import (
+    assert_retry_of,
+    input_indices,
+    node_report,
+    open_home,
+    orchestrator,
+    statement,
+    tries,
+)
 
 PIPELINE = """
 import pendulum
@@ -159,6 +167,27 @@ def test_pipeline_records_every_task_linked_to_its_upstream(run_dag, prov_home, 
     assert str(index) in bad.stderr + bad.stdout
 
 
+VSA = "https://slsa.dev/verification_summary/v1"
+
+
+def _refused(home, res, task_id: str) -> tuple[dict, dict]:
+    """The failed try's record of a refused training task and the refusal (VSA) it names."""
+    st = statement(home, res.attestation(task_id)["log_index"])
+    o = orchestrator(st)
+    assert o["state"] == "failed"
+    assert (o["task_id"], o["attempt"]) == (task_id, 1)
+    assert "ProvenanceRefused" in o["error"]
+    assert node_report(home, res.attestation(task_id)).ok
+    snapshot = res.attestation("snapshot")
+    inputs = input_indices(st)
+    assert inputs[snapshot["log_index"]] == snapshot["envelope_sha256"]
+    (vsa_index,) = set(inputs) - {snapshot["log_index"]}
+    vsa = statement(home, vsa_index)
+    assert vsa["predicateType"] == VSA
+    assert vsa["predicate"]["verificationResult"] == "FAILED"
+    return o, vsa["predicate"]
+
+
 def test_gate_refuses_a_branch_ref_with_every_reason(run_dag, prov_home, tmp_path):
     work = _data(tmp_path)
     res = run_dag(
@@ -170,16 +199,128 @@ def test_gate_refuses_a_branch_ref_with_every_reason(run_dag, prov_home, tmp_pat
     assert res.states[("train", -1)] == "failed"
     assert res.states[("snapshot", -1)] == "success"
     assert not (work / "model.bin").exists()  # the training callable never ran
-    assert ("train", -1, "provgate_attestation") not in res.xcoms
-    home = open_home(prov_home)
-    # The refusal is recorded as a signed VSA naming every reason.
-    with home.open_ledger() as ledger:
-        size = ledger.size()
-    vsa = statement(home, size - 1)
-    assert vsa["predicate"]["verificationResult"] == "FAILED"
-    codes = [r["code"] for r in vsa["predicate"]["provgateReasons"]]
+    # The refused try is a failed step whose inputs are the refusal (a signed VSA naming
+    # every reason) and the snapshot; its error is the refusal message.
+    o, vsa = _refused(open_home(prov_home), res, "train")
+    codes = [r["code"] for r in vsa["provgateReasons"]]
     assert "unpinned" in codes
-    assert any("main" in r["message"] for r in vsa["predicate"]["provgateReasons"])
+    assert any("main" in r["message"] for r in vsa["provgateReasons"])
+    assert "- unpinned: provgate://reviews/main: ref 'main' is a branch" in o["error"]
+    assert "the refusal is recorded at log index" in o["error"]
+
+
+def test_gate_refuses_a_banned_source_operator_and_decorator(
+    run_dag, prov_home, tmp_path, monkeypatch
+):
+    """A source the gate's policy bans: both gated training tasks (operator and
+    ``@task.provenance(training=True)``) fail with every reason, naming the rule; each
+    refusal is a signed FAILED decision and the failed try's record names it."""
+    policy = Path(__file__).resolve().parents[3] / "examples" / "policies" / "banned-sources.toml"
+    monkeypatch.setenv("AIRFLOW__PROVGATE__POLICY", str(policy))
+    work = _data(tmp_path)
+    banned = "https://books3.example/support-excerpts"
+    source = PIPELINE.replace("https://example.org/reviews", banned).replace(
+        "    c = clean()\n",
+        "    c = clean()\n"
+        '    snapshot >> task.provenance(training=True, task_id="train_taskflow")(fit)()\n',
+    )
+    assert banned in source
+    assert "train_taskflow" in source
+    res = run_dag("prov_banned", source, work=work, inputs="None")
+    assert res.states[("snapshot", -1)] == "success"
+    assert res.states[("train", -1)] == "failed"
+    assert res.states[("train_taskflow", -1)] == "failed"
+    assert res.states[("report", -1)] == "upstream_failed"
+    assert not (work / "model.bin").exists()  # neither training function ran
+    home = open_home(prov_home)
+    pinned = res.xcoms[("snapshot", -1, "provgate_snapshot")]
+    for task_id in ("train", "train_taskflow"):
+        o, vsa = _refused(home, res, task_id)
+        assert vsa["provgateInputs"][0]["uri"] == pinned
+        # Every reason: here the one policy rule the banned source breaks.
+        assert [(r["code"], r["rule"]) for r in vsa["provgateReasons"]] == [
+            ("policy", "banned-sources")
+        ]
+        assert "- policy [banned-sources]: no input may come from a banned source" in o["error"]
+        assert f"the training gate refused the inputs of prov_banned.{task_id}" in o["error"]
+    # The ingest record the policy judged is the banned source's.
+    assert (
+        statement(home, res.attestation("ingest")["log_index"])["predicate"]["source"]["uri"]
+        == banned
+    )
+
+
+RETRIES = """
+import pendulum
+from datetime import timedelta
+from pathlib import Path
+from airflow.sdk import dag, get_current_context, task
+from prov_airflow import (
+    ProvenanceIngestOperator, ProvenanceSnapshotOperator, ProvenanceTrainingOperator,
+)
+
+WORK = Path("{work}")
+AGAIN = {"retries": 1, "retry_delay": timedelta(seconds=0)}
+
+def first_try_fails():
+    if get_current_context()["ti"].try_number == 1:
+        raise RuntimeError("first try fails")
+
+def fit(pinned=None):
+    first_try_fails()
+    model = WORK / "model.bin"
+    model.write_text("weights trained on " + ",".join(pinned))
+    return model
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
+def retries():
+    ingest = ProvenanceIngestOperator(
+        task_id="ingest", path=str(WORK / "raw.csv"),
+        source="https://example.org/reviews", license="CC0-1.0",
+    )
+
+    @task.provenance(**AGAIN)
+    def clean():
+        first_try_fails()
+        out = WORK / "clean" / "reviews.csv"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text((WORK / "raw.csv").read_text().lower())
+        return out
+
+    snapshot = ProvenanceSnapshotOperator(
+        task_id="snapshot", path=str(WORK / "clean"), repo="reviews",
+    )
+    train = ProvenanceTrainingOperator(task_id="train", python_callable=fit, **AGAIN)
+    ingest >> clean() >> snapshot >> train
+
+retries()
+"""
+
+
+def test_retries_are_distinct_records_each_linked_to_the_one_before(run_dag, prov_home, tmp_path):
+    """``@task.provenance`` and the gated training operator, each failing its first try:
+    two records per task instance, the second ``retry-of`` the first, both verifying,
+    although Airflow cleared the first try's XComs when the retry started."""
+    work = _data(tmp_path)
+    res = run_dag("prov_retries", RETRIES, work=work)
+    assert res.state == "success", res.states
+    home = open_home(prov_home)
+    for task_id in ("clean", "train"):
+        first, second = tries(home, ["prov_retries", task_id, res.run_id, -1])
+        assert (first.attempt, second.attempt) == (1, 2)
+        assert res.attestation(task_id)["log_index"] == second.log_index
+        failed = orchestrator(statement(home, first.log_index))
+        assert failed["state"] == "failed"
+        assert "RuntimeError: first try fails" in failed["error"]
+        assert orchestrator(statement(home, second.log_index))["state"] == "success"
+        assert_retry_of(home, first, second)
+    # Each try of the training task passed the gate: its own decision among its inputs.
+    train = tries(home, ["prov_retries", "train", res.run_id, -1])
+    decisions = [set(input_indices(statement(home, t.log_index))) for t in train]
+    snapshot = res.attestation("snapshot")["log_index"]
+    assert all(snapshot in d and len(d) == 2 for d in decisions)
+    assert decisions[0] != decisions[1]
+    assert (work / "model.bin").read_text().startswith("weights trained on provgate://reviews/")
 
 
 def test_refusal_error_lists_every_reason():
