@@ -106,12 +106,13 @@ class Settings:
             lineage_url=get("lineage_url"),
         )
 
-    def open_home(self) -> Home:
-        """The home, created on first use when ``create_home`` is set."""
+    def open_home(self, *, create: bool | None = None) -> Home:
+        """The home, created on first use when ``create`` (default ``create_home``) is set."""
         from prov_core.home import init_home, open_home
 
         path = Path(self.home) if self.home else None
-        return init_home(path)[0] if self.create_home else open_home(path)
+        make = self.create_home if create is None else create
+        return init_home(path)[0] if make else open_home(path)
 
     def load_policy(self) -> Policy | None:
         """The configured policy, loaded; None for the built-in policy."""
