@@ -92,3 +92,24 @@ def assert_retry_of(home: Any, before: Any, after: Any, *, custody: bool = True)
             assert not failed, report.to_dict()
         # The retry's chain reaches the earlier try through the signed link, and checks it.
         assert report.records[before.log_index].checks["link"] == "ok"
+
+
+def tamper(home: Any, log_index: int, edit: Any) -> None:
+    """Edit a record's statement in the SQLite ledger, as someone holding the file but not
+    the key would: the payload changes, the signature and the tree's hashes do not."""
+    import base64
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(home.ledger_path, isolation_level=None)
+    try:
+        (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (log_index,)).fetchone()
+        envelope = json.loads(leaf)
+        st = json.loads(base64.b64decode(envelope["payload"]))
+        edit(st)
+        envelope["payload"] = base64.b64encode(json.dumps(st).encode()).decode()
+        db.execute(
+            "UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), log_index)
+        )
+    finally:
+        db.close()

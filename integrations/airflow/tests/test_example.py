@@ -158,14 +158,20 @@ def test_the_gate_refuses_training_once_the_source_is_banned(airflow_db: Path, t
     assert res.states[("answers", -1)] == "upstream_failed"
     assert res.states[("corpus_snapshot", -1)] == "success"
     assert res.states[("retrieval_index", -1)] == "success"
-    assert ("model", -1, "provgate_attestation") not in res.xcoms
     assert not (workdir / "model" / "model.pkl").exists()
     with home.open_ledger() as ledger:
         size = ledger.size()
-    vsas = [
-        st["predicate"]
-        for st in (statement(home, i) for i in range(size))
+    vsas = {
+        i: st["predicate"]
+        for i, st in ((i, statement(home, i)) for i in range(size))
         if st["predicateType"] == "https://slsa.dev/verification_summary/v1"
-    ]
-    assert [v["verificationResult"] for v in vsas] == ["FAILED"]
-    assert any("banned-sources" in json.dumps(r) for r in vsas[0]["provgateReasons"]), vsas
+    }
+    ((vsa_index, vsa),) = vsas.items()
+    assert vsa["verificationResult"] == "FAILED"
+    assert any("banned-sources" in json.dumps(r) for r in vsa["provgateReasons"]), vsa
+    # The refused try is a failed step naming the refusal; no training record was made.
+    failed = statement(home, res.attestation("model")["log_index"])
+    assert failed["predicate"]["buildDefinition"]["buildType"] != TRAINING_BUILD_TYPE
+    assert orchestrator(failed)["state"] == "failed"
+    assert "policy [banned-sources]" in orchestrator(failed)["error"]
+    assert vsa_index in input_indices(failed)

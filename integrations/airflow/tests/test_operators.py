@@ -5,9 +5,6 @@ failing ``provgate verify``."""
 
 from __future__ import annotations
 
-import base64
-import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +16,7 @@ from _records import (
     open_home,
     orchestrator,
     statement,
+    tamper,
     tries,
 )
 
@@ -154,14 +152,11 @@ def test_pipeline_records_every_task_linked_to_its_upstream(run_dag, prov_home, 
     ok = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr + ok.stdout
     index = att["clean"]["log_index"]
-    db = sqlite3.connect(home.ledger_path, isolation_level=None)
-    (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (index,)).fetchone()
-    envelope = json.loads(leaf)
-    st = json.loads(base64.b64decode(envelope["payload"]))
-    st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]["task_id"] = "x"
-    envelope["payload"] = base64.b64encode(json.dumps(st).encode()).decode()
-    db.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), index))
-    db.close()
+
+    def rename(st: dict) -> None:
+        st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]["task_id"] = "x"
+
+    tamper(home, index, rename)
     bad = subprocess.run(cli, env=env, capture_output=True, text=True, check=False)
     assert bad.returncode == 1, bad.stderr + bad.stdout
     assert str(index) in bad.stderr + bad.stdout
@@ -321,6 +316,18 @@ def test_retries_are_distinct_records_each_linked_to_the_one_before(run_dag, pro
     assert all(snapshot in d and len(d) == 2 for d in decisions)
     assert decisions[0] != decisions[1]
     assert (work / "model.bin").read_text().startswith("weights trained on provgate://reviews/")
+
+    # An edited earlier try breaks the retry's chain, and the report names it.
+    from prov_core.lineage import verify_chain
+
+    first, second = tries(home, ["prov_retries", "clean", res.run_id, -1])
+
+    def edit(st: dict) -> None:
+        st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]["error"] = "-"
+
+    tamper(home, first.log_index, edit)
+    report = verify_chain(second.log_index, home=home)
+    assert first.log_index in report.broken
 
 
 def test_refusal_error_lists_every_reason():
