@@ -22,7 +22,9 @@ the task runner's channel to the supervisor (under ``dag.test()`` a request such
 a thread the fork did not copy). The record is found from the task instance's identity
 alone: first what this process recorded for the try, else the step filed under the
 instance in the lineage index; the entry is read from the ledger and must hash to the
-envelope SHA-256 the record was found under.
+envelope SHA-256 the record was found under (the one this process appended, or the one
+the index holds). The facet says where the signed record is; checking its signature and
+inclusion is the consumer's (``provgate verify``, with the facet's key id and checkpoint).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _records import open_home, orchestrator, statement, tries
+from _records import open_home, orchestrator, statement, tamper, tries
 from conftest import _DAGS, DagRunResult
 
 REPO = Path(__file__).resolve().parents[3]
@@ -212,3 +212,56 @@ def test_events_validate_against_the_openlineage_schemas(emitted: Emitted) -> No
     bad = {FACET: {**facet["run"]["facets"][FACET], "envelopeSha256": "not-hex"}}
     with pytest.raises(ValidationError):
         validate(bad, FACET_SCHEMA)
+
+
+def test_the_facet_is_found_by_instance_outside_the_task_runner(
+    emitted: Emitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider also emits from processes that recorded nothing (a state set by hand,
+    on the scheduler), with the metadata database's task instances: the facet is then
+    found by instance in the lineage index and checked against the ledger; an edited
+    record gets no facet. (Runs last: it edits the module's ledger.)"""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.settings import Session
+    from airflow.utils.state import TaskInstanceState
+    from prov_airflow import _node
+    from prov_airflow.openlineage import provgate_run_facets
+
+    monkeypatch.setattr(_node, "_RECORDED", {})  # nothing recorded in this process
+    monkeypatch.setenv("AIRFLOW__PROVGATE__HOME", str(emitted.home.path))
+    first, second = tries(emitted.home, [DAG_ID, "count", emitted.run_id, -1])
+    session = Session()
+    try:
+        where = (TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == emitted.run_id)
+        tis = {ti.task_id: ti for ti in session.query(TaskInstance).filter(*where)}
+        (failed_try,) = session.query(TaskInstanceHistory).filter(
+            TaskInstanceHistory.dag_id == DAG_ID,
+            TaskInstanceHistory.run_id == emitted.run_id,
+            TaskInstanceHistory.task_id == "count",
+        )
+        assert (failed_try.try_number, tis["count"].try_number) == (1, 2)
+
+        def facet(ti: Any, state: Any) -> Any:
+            return provgate_run_facets(ti, state).get(FACET)
+
+        found = facet(tis["count"], TaskInstanceState.SUCCESS)
+        assert (found.logIndex, found.envelopeSha256) == (second.log_index, second.envelope_sha256)
+        (event,) = emitted.of("count", "COMPLETE")
+        assert found.checkpointSize >= event["run"]["facets"][FACET]["checkpointSize"]
+        found = facet(failed_try, TaskInstanceState.FAILED)
+        assert (found.logIndex, found.envelopeSha256) == (first.log_index, first.envelope_sha256)
+        assert facet(tis["count"], TaskInstanceState.RUNNING) is None
+        # An ingest record is not filed by instance: only its task runner knows it.
+        assert facet(tis["ingest"], TaskInstanceState.SUCCESS) is None
+
+        def edit(st: dict[str, Any]) -> None:
+            st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]["error"] = "-"
+
+        # (An earlier entry: the lineage index, a cache, rebuilds itself from the ledger
+        # when its last indexed entry changes, and would then hold the edited hash.)
+        tamper(emitted.home, first.log_index, edit)
+        assert facet(failed_try, TaskInstanceState.FAILED) is None
+        assert facet(tis["count"], TaskInstanceState.SUCCESS).logIndex == second.log_index
+    finally:
+        session.close()
