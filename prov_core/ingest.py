@@ -17,11 +17,11 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prov_core.digest import (
     ROW_ENCODING,
@@ -61,6 +61,9 @@ class IngestRequest:
     revision: str | None = None
     title: str | None = None
     data_format: str | None = None
+    #: The run identity of the task ingesting (``name``, run id, ..., and ``instance``,
+    #: ``attempt``, ``previous_attempt`` as on a step: docs/record-format.md).
+    orchestrator: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,7 @@ def _record(
         dataset_title=request.title,
         data_format=request.data_format,
         source_revision=request.revision,
+        orchestrator=request.orchestrator,
     )
     statement = Statement(
         subjects=[Subject(name=name, sha256=subject_sha256)],

@@ -31,7 +31,8 @@ records the same way):
 - snapshot: each ``derivedFrom`` descriptor with a log index is a
   ``derived-from`` edge, and each log index an object's ``records`` names
   but ``derivedFrom`` does not is a ``contains`` edge.
-  A step whose ``orchestrator`` names a ``previous_attempt`` (``log_index``
+  A step (or an ingest or snapshot record, in its predicate's
+  ``orchestrator``) whose ``orchestrator`` names a ``previous_attempt`` (``log_index``
   and ``envelope_sha256`` of the record of the try before it) has a
   ``retry-of`` edge to that record; its ``name`` (the orchestrator) and
   ``instance`` (a JSON array naming the task instance across its tries, e.g.
@@ -374,12 +375,16 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
         root = _hex64(_dict(predicate.get("manifest")).get("root"))
         if root:
             digests.append((root, "output", "blake3"))
+        orchestrator = _dict(predicate.get("orchestrator"))
+        retry = _retry_ref(orchestrator)
         return ParsedRecord(
             kind="ingest",
             name=str(source or f"ingest {log_index}"),
             source_uri=source if isinstance(source, str) else None,
             license=lic if isinstance(lic, str) else None,
+            refs=() if retry is None else (retry,),
             digests=tuple(digests),
+            attempt=_attempt_of(orchestrator),
             **common,
         )
     if ptype == SLSA_PROVENANCE_V1:
@@ -437,12 +442,17 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
         pinned = None
         if isinstance(store, str) and isinstance(repo, str) and isinstance(commit, str):
             pinned = (store, repo, commit)
+        orchestrator = _dict(predicate.get("orchestrator"))
+        retry = _retry_ref(orchestrator)
+        if retry is not None:
+            refs.append(retry)
         return ParsedRecord(
             kind="snapshot",
             name=f"{repo}@{commit}" if pinned else f"snapshot {log_index}",
             refs=tuple(refs),
             digests=tuple(digests),
             commit=pinned,
+            attempt=_attempt_of(orchestrator),
             **common,
         )
     if ptype == SLSA_VSA_V1:

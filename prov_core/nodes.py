@@ -149,11 +149,15 @@ def previous_attempt(
     ``system`` and ``instance`` whose attempt is below ``attempt`` (every
     record when ``attempt`` is None), or None when there is none. The lineage
     index is caught up first; the entry it names is re-read from the ledger
-    and must hash to the envelope SHA-256 the index holds, else
-    :class:`~prov_core.errors.VerificationError` names the record.
+    and must hash to the envelope SHA-256 the index holds and verify against
+    the trust store, else :class:`~prov_core.errors.VerificationError` (or
+    its subclass for a bad signature, an untrusted or a revoked key) names
+    the record: a retry never links to a record that does not hold.
     """
     from prov_core.errors import VerificationError
     from prov_core.lineage import open_lineage
+    from prov_core.lineage_index import parse_record
+    from prov_core.signing import Envelope, verify_envelope
 
     with open_lineage(home) as lineage:
         lineage.catch_up()
@@ -165,12 +169,20 @@ def previous_attempt(
         if not tries:
             return None
         last = tries[-1]
-        sha = hashlib.sha256(lineage.ledger.entry(last.log_index)).hexdigest()
-    if sha != last.envelope_sha256:
+        leaf = lineage.ledger.entry(last.log_index)
+        trust = lineage.trust or home.trust()
+    what = f"record {last.log_index} (an earlier try of {system} instance {list(instance)})"
+    if hashlib.sha256(leaf).hexdigest() != last.envelope_sha256:
         raise VerificationError(
-            f"record {last.log_index} (an earlier try of {system} instance {list(instance)}) "
-            f"no longer hashes to {last.envelope_sha256}: the ledger entry was changed"
+            f"{what} no longer hashes to {last.envelope_sha256}: the ledger entry was changed"
         )
+    ptype = parse_record(last.log_index, leaf).predicate_type
+    try:
+        verify_envelope(Envelope.parse(leaf), trust, predicate_type=ptype)
+    except VerificationError as exc:
+        raise type(exc)(
+            f"{what} does not verify: {exc}", keyid=exc.keyid, reason=exc.reason
+        ) from exc
     return last.to_dict()
 
 

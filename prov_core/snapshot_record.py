@@ -72,7 +72,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -315,8 +315,12 @@ def commit_snapshot(
     message: str = "",
     derived_from: Sequence[Attestation] = (),
     index: ContentIndex,
+    orchestrator: Mapping[str, Any] | None = None,
 ) -> SnapshotResult:
     """commit_snapshot uploads, commits and records a snapshot (steps in the module doc).
+
+    ``orchestrator`` is the run identity of the task committing (as a step's,
+    docs/record-format.md): it goes in the record.
 
     ``branch`` must be a branch (a commit id is refused: commits are
     immutable). A missing ``source_path``, an unsafe ``prefix`` or more than
@@ -402,6 +406,7 @@ def commit_snapshot(
             + [_attestation_descriptor(a) for a in derived_from],
             ref=branch,
             committed_at=datetime.fromtimestamp(commit.creation_date, UTC),
+            orchestrator=orchestrator,
         ).to_dict()
         predicate["prefix"] = pre
         predicate["objects"] = [o.to_dict() for o in objects]

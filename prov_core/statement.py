@@ -583,6 +583,7 @@ class IngestPredicate:
     dataset_title: str | None = None
     data_format: str | None = None
     source_revision: str | None = None
+    orchestrator: Mapping[str, Any] | None = None
     standards_version: str = "DPS-1.0.0"
 
     predicate_type: ClassVar[str] = INGEST_V1
@@ -631,6 +632,8 @@ class IngestPredicate:
                 d[key] = value
         if self.manifest is not None:
             d["manifest"] = self.manifest.to_dict()
+        if self.orchestrator is not None:
+            d["orchestrator"] = dict(self.orchestrator)
         return d
 
 
@@ -652,6 +655,7 @@ def ingest_predicate(
     dataset_title: str | None = None,
     data_format: str | None = None,
     source_revision: str | None = None,
+    orchestrator: Mapping[str, Any] | None = None,
 ) -> IngestPredicate:
     """Build an ingest predicate; summaries may be given as mappings (see ``from_mapping``)."""
     if confidentiality is not None and confidentiality not in _CONFIDENTIALITY:
@@ -681,6 +685,7 @@ def ingest_predicate(
         dataset_title=dataset_title,
         data_format=data_format,
         source_revision=source_revision,
+        orchestrator=orchestrator,
     )
 
 
@@ -691,7 +696,8 @@ class SnapshotPredicate:
     ``commit_id`` is the pin (a lakeFS commit id or the local store's commit);
     ``ref`` records the branch it was taken from, for information only.
     ``derived_from`` lists the inputs: attestations (see :func:`attestation_ref`)
-    and earlier snapshots.
+    and earlier snapshots. ``orchestrator`` (as on ingest records and in a step's
+    ``internalParameters``) is the run identity of the task that committed it.
     """
 
     store: str
@@ -701,6 +707,7 @@ class SnapshotPredicate:
     derived_from: Sequence[ResourceDescriptor] = ()
     ref: str | None = None
     committed_at: datetime | str | None = None
+    orchestrator: Mapping[str, Any] | None = None
 
     predicate_type: ClassVar[str] = SNAPSHOT_V1
 
@@ -722,6 +729,8 @@ class SnapshotPredicate:
             d["ref"] = self.ref
         if self.committed_at is not None:
             d["committedAt"] = rfc3339(self.committed_at)
+        if self.orchestrator is not None:
+            d["orchestrator"] = dict(self.orchestrator)
         return d
 
 
@@ -1290,6 +1299,7 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
             "intendedUse": _string,
             "dataFormat": _string,
             "manifest": _MANIFEST,
+            "orchestrator": _any_object,
         },
     ),
     SNAPSHOT_V1: _object(
@@ -1300,7 +1310,7 @@ _PREDICATE_CHECKS: Final[dict[str, _Check]] = {
             "manifest": _MANIFEST,
             "derivedFrom": _array(_RESOURCE),
         },
-        {"ref": _string, "committedAt": _time},
+        {"ref": _string, "committedAt": _time, "orchestrator": _any_object},
     ),
     INFERENCE_V1: _object(
         {

@@ -193,3 +193,105 @@ def test_malformed_orchestrator_fields_file_nothing(tmp_path: Path) -> None:
             graph = lineage.upstream(3)
             assert [e for e in graph.edges if e.kind == "retry-of"] == []
             assert lineage.index.attempts("airflow", INSTANCE) == []
+
+
+def test_ingest_and_snapshot_tries_are_filed_and_linked(tmp_path: Path) -> None:
+    """An ingest task and a snapshot task that fail once: each retry's record names the
+    failed try's record (a step) through the orchestrator block of its own predicate."""
+    from prov_core.snapshot_record import commit_snapshot
+
+    with demo_home(tmp_path) as (home, recorder, store, index, data):
+        ingest_instance = ["etl", "ingest", "run-1", -1]
+        failed = record_step(
+            recorder,
+            "etl.ingest",
+            outputs=[Artifact.from_bytes("try-1", b"connection reset")],
+            orchestrator={"name": "airflow", "instance": ingest_instance, "attempt": 1},
+        )
+        link = previous_attempt(home, "airflow", ingest_instance, 2)
+        assert link is not None
+        assert link["log_index"] == failed.log_index
+        ingest = ingest_path(
+            recorder,
+            data / "reviews.csv",
+            IngestRequest(
+                source="https://example.org/r",
+                license="CC0-1.0",
+                orchestrator={
+                    "name": "airflow",
+                    "instance": ingest_instance,
+                    "attempt": 2,
+                    "previous_attempt": link,
+                },
+            ),
+            index=index,
+        ).attestation
+        snap_instance = ["etl", "snapshot", "run-1", -1]
+        snap_failed = record_step(
+            recorder,
+            "etl.snapshot",
+            inputs=[ingest],
+            orchestrator={"name": "airflow", "instance": snap_instance, "attempt": 1},
+        )
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "reviews.csv").write_bytes((data / "reviews.csv").read_bytes())
+        snap = commit_snapshot(
+            recorder,
+            store,
+            "demo",
+            "main",
+            out,
+            index=index,
+            derived_from=[ingest],
+            orchestrator={
+                "name": "airflow",
+                "instance": snap_instance,
+                "attempt": 2,
+                "previous_attempt": previous_attempt(home, "airflow", snap_instance, 2),
+            },
+        )
+        with open_lineage(home) as lineage:
+            lineage.catch_up()
+            assert [a.log_index for a in lineage.index.attempts("airflow", ingest_instance)] == [
+                failed.log_index,
+                ingest.log_index,
+            ]
+            assert [a.log_index for a in lineage.index.attempts("airflow", snap_instance)] == [
+                snap_failed.log_index,
+                snap.attestation.log_index,
+            ]
+            graph = lineage.upstream(snap.attestation.log_index)
+            edges = {(e.child, e.parent, e.kind) for e in graph.edges}
+            assert (ingest.log_index, failed.log_index, "retry-of") in edges
+            assert (snap.attestation.log_index, snap_failed.log_index, "retry-of") in edges
+            report = lineage.verify_chain(snap.attestation.log_index)
+        assert report.ok, report.problems
+
+
+def test_a_re_signed_last_try_by_an_untrusted_key_is_not_linked(tmp_path: Path) -> None:
+    """The index rebuilds itself when its last entry changed, so a replaced *last* record
+    hashes to what the index holds: its signature must still verify before a retry links it."""
+    import base64
+    import json
+
+    from prov_core.errors import UntrustedKeyError
+    from prov_core.signing import Ed25519Signer, sign_envelope
+
+    with demo_home(tmp_path) as (home, recorder, _, _, _):
+        first = record_step(
+            recorder,
+            "etl.clean",
+            outputs=[Artifact.from_bytes("x", b"x")],
+            orchestrator={"name": "airflow", "instance": INSTANCE, "attempt": 1},
+        )
+        db = sqlite3.connect(home.ledger_path, isolation_level=None)
+        (leaf,) = db.execute(
+            "SELECT leaf FROM entries WHERE idx = ?", (first.log_index,)
+        ).fetchone()
+        payload = base64.b64decode(json.loads(leaf)["payload"])
+        forged = sign_envelope(payload, Ed25519Signer.generate()).canonical_bytes()
+        db.execute("UPDATE entries SET leaf = ? WHERE idx = ?", (forged, first.log_index))
+        db.close()
+        with pytest.raises(UntrustedKeyError, match=rf"record {first.log_index} .*does not verify"):
+            previous_attempt(home, "airflow", INSTANCE, 2)
