@@ -23,6 +23,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -223,11 +224,12 @@ class ProvenanceIngestOperator(_ProvenanceOperator):
 
         def ingest() -> Any:
             home = settings.open_home()
+            identity = replace(request, orchestrator=_node.orchestrator(ti, home))
             with Recorder.from_home(home) as recorder, home.open_index() as index:
                 return ingest_path(
                     recorder,
                     Path(self.path),
-                    request,
+                    identity,
                     index=index,
                     samples_store=home.open_samples(),
                 )
@@ -299,6 +301,7 @@ class ProvenanceSnapshotOperator(_ProvenanceOperator):
             )
             try:
                 ensure_branch(store, self.repo, self.branch)
+                identity = _node.orchestrator(ti, home)  # before the ledger is reserved
                 with Recorder.from_home(home) as recorder, home.open_index() as index:
                     return commit_snapshot(
                         recorder,
@@ -310,6 +313,7 @@ class ProvenanceSnapshotOperator(_ProvenanceOperator):
                         message=self.message or f"{task} (airflow run {ti.run_id})",
                         derived_from=list(up.attestations),
                         index=index,
+                        orchestrator=identity,
                     )
             finally:
                 close = getattr(store, "close", None)

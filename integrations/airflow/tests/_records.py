@@ -30,7 +30,11 @@ def input_indices(st: dict[str, Any]) -> dict[int, str]:
 
 
 def orchestrator(st: dict[str, Any]) -> dict[str, Any]:
-    return st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]
+    """The run identity of a step, or of an ingest or snapshot record (in its predicate)."""
+    predicate = st["predicate"]
+    if "buildDefinition" not in predicate:
+        return predicate["orchestrator"]
+    return predicate["buildDefinition"]["internalParameters"]["orchestrator"]
 
 
 def node_report(home: Any, attestation: dict[str, Any]) -> Any:

@@ -251,6 +251,7 @@ def test_gate_refuses_a_banned_source_operator_and_decorator(
 
 RETRIES = """
 import pendulum
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from airflow.sdk import dag, get_current_context, task
@@ -265,6 +266,12 @@ def first_try_fails():
     if get_current_context()["ti"].try_number == 1:
         raise RuntimeError("first try fails")
 
+def arrive_late(source, target):  # a pre_execute hook: target exists from the second try
+    def hook(context):
+        if context["ti"].try_number > 1 and not target.exists():
+            shutil.copytree(source, target) if source.is_dir() else shutil.copy(source, target)
+    return hook
+
 def fit(pinned=None):
     first_try_fails()
     model = WORK / "model.bin"
@@ -274,8 +281,9 @@ def fit(pinned=None):
 @dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
 def retries():
     ingest = ProvenanceIngestOperator(
-        task_id="ingest", path=str(WORK / "raw.csv"),
+        task_id="ingest", path=str(WORK / "late.csv"),
         source="https://example.org/reviews", license="CC0-1.0",
+        pre_execute=arrive_late(WORK / "raw.csv", WORK / "late.csv"), **AGAIN,
     )
 
     @task.provenance(**AGAIN)
@@ -287,7 +295,8 @@ def retries():
         return out
 
     snapshot = ProvenanceSnapshotOperator(
-        task_id="snapshot", path=str(WORK / "clean"), repo="reviews",
+        task_id="snapshot", path=str(WORK / "staged"), repo="reviews",
+        pre_execute=arrive_late(WORK / "clean", WORK / "staged"), **AGAIN,
     )
     train = ProvenanceTrainingOperator(task_id="train", python_callable=fit, **AGAIN)
     ingest >> clean() >> snapshot >> train
@@ -297,22 +306,30 @@ retries()
 
 
 def test_retries_are_distinct_records_each_linked_to_the_one_before(run_dag, prov_home, tmp_path):
-    """``@task.provenance`` and the gated training operator, each failing its first try:
-    two records per task instance, the second ``retry-of`` the first, both verifying,
-    although Airflow cleared the first try's XComs when the retry started."""
+    """The ingest and snapshot operators, ``@task.provenance`` and the gated training
+    operator, each failing its first try: two records per task instance, the second
+    ``retry-of`` the first, both verifying, although Airflow cleared the first try's XComs
+    when the retry started. An ingest's or snapshot's retry is an ingest or snapshot
+    record whose predicate carries the run identity."""
     work = _data(tmp_path)
     res = run_dag("prov_retries", RETRIES, work=work)
     assert res.state == "success", res.states
     home = open_home(prov_home)
-    for task_id in ("clean", "train"):
+    for task_id in ("ingest", "clean", "snapshot", "train"):
         first, second = tries(home, ["prov_retries", task_id, res.run_id, -1])
         assert (first.attempt, second.attempt) == (1, 2)
         assert res.attestation(task_id)["log_index"] == second.log_index
         failed = orchestrator(statement(home, first.log_index))
         assert failed["state"] == "failed"
-        assert "RuntimeError: first try fails" in failed["error"]
-        assert orchestrator(statement(home, second.log_index))["state"] == "success"
-        assert_retry_of(home, first, second)
+        if task_id in ("clean", "train"):
+            assert "RuntimeError: first try fails" in failed["error"]
+            assert orchestrator(statement(home, second.log_index))["state"] == "success"
+        else:  # the path arrived only for the second try
+            assert "late.csv" in failed["error"] or "staged" in failed["error"]
+            predicate = statement(home, second.log_index)["predicate"]
+            assert predicate["orchestrator"]["attempt"] == 2
+        # The failed try of an ingest task read nothing: its chain has no ingest record.
+        assert_retry_of(home, first, second, custody=task_id != "ingest")
     # Each try of the training task passed the gate: its own decision among its inputs.
     train = tries(home, ["prov_retries", "train", res.run_id, -1])
     decisions = [set(input_indices(statement(home, t.log_index))) for t in train]
