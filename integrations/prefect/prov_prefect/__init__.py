@@ -25,9 +25,10 @@
 from prov_prefect.artifacts import META, NodeRef, read_flow_nodes, read_task_run_nodes
 from prov_prefect.config import ProvenanceConfig
 from prov_prefect.errors import ProvenanceError, ProvenanceRefused
+from prov_prefect.events import EVENT_RECORDED, EVENT_REFUSED
 from prov_prefect.flow import flow_lineage, provenance_flow
 from prov_prefect.records import ingest, pinned_uri, snapshot
-from prov_prefect.task import EVENT_RECORDED, EVENT_REFUSED, provenance
+from prov_prefect.task import provenance
 
 __version__ = "0.1.0"
 __all__ = [

@@ -17,7 +17,7 @@ a later *cached* run of the same key finds the attestation of the run that compu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -60,6 +60,8 @@ META = {
     "task_run_name": _P + "task_run_name",
     "verified": _P + "verified",  # ok | failed | unchecked
     "original_task_run": _P + "original_task_run",  # a cached node: who computed it
+    "attempt": _P + "attempt",  # the try it records (Prefect's run_count); none if cached
+    "state": _P + "state",  # completed | failed: how that try's function ended
 }
 """META names the ``metadata_`` keys of a node's table artifact (values are strings)."""
 
@@ -75,6 +77,8 @@ class NodeRef:
     task_run_name: str
     cache: str
     verified: str
+    attempt: int | None = None
+    state: str = "completed"
 
 
 def cache_artifact_key(storage_key: str) -> str:
@@ -104,6 +108,7 @@ def _ref(artifact: Any) -> NodeRef | None:
         )
     except (KeyError, ValueError, InputError):
         return None
+    attempt = meta.get(META["attempt"], "")
     return NodeRef(
         attestation,
         artifact.task_run_id,
@@ -112,6 +117,8 @@ def _ref(artifact: Any) -> NodeRef | None:
         meta.get(META["task_run_name"], ""),
         meta.get(META["cache"], "computed"),
         meta.get(META["verified"], "unchecked"),
+        int(attempt) if attempt.isdigit() else None,
+        meta.get(META["state"], "completed"),
     )
 
 
@@ -124,7 +131,10 @@ def _read(artifact_filter: ArtifactFilter, limit: int | None = None) -> list[Nod
 
 
 def read_task_run_nodes(task_run_ids: Iterable[UUID]) -> dict[UUID, NodeRef]:
-    """read_task_run_nodes maps each task run that has a provgate node to its node."""
+    """read_task_run_nodes maps each task run that has a provgate node to its node.
+
+    A task run with several tries has a node per try: its node is its last try's.
+    """
     ids = list(dict.fromkeys(task_run_ids))
     if not ids:
         return {}
@@ -134,9 +144,12 @@ def read_task_run_nodes(task_run_ids: Iterable[UUID]) -> dict[UUID, NodeRef]:
         )
     )
     out: dict[UUID, NodeRef] = {}
-    for r in refs:  # newest first: keep the newest node of each task run
-        if r.task_run_id is not None:
-            out.setdefault(r.task_run_id, r)
+    for r in refs:  # newest first: keep the latest try's node (the newest on a tie)
+        if r.task_run_id is None:
+            continue
+        kept = out.get(r.task_run_id)
+        if kept is None or (r.attempt or 0) > (kept.attempt or 0):
+            out[r.task_run_id] = r
     return out
 
 
@@ -149,7 +162,10 @@ def read_cached_node(storage_key: str) -> NodeRef | None:
 
 
 def read_flow_nodes(flow_run_id: UUID) -> list[NodeRef]:
-    """read_flow_nodes lists the nodes of a flow run's task runs, oldest first."""
+    """read_flow_nodes lists the nodes of a flow run's task runs, oldest first.
+
+    Every try is listed: a retried task run's failed tries come before its last one.
+    """
     refs = _read(
         ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
@@ -214,11 +230,14 @@ def lineage_markdown(
     edges: Sequence[tuple[int, int]],
     labels: Mapping[int, str],
     links: Mapping[int, str],
+    retries: Collection[tuple[int, int]] = (),
 ) -> str:
     """lineage_markdown renders a flow run's lineage: a table, then a Mermaid diagram.
 
     ``edges`` are ``(parent, child)`` log indices as the signed records state them;
-    ``labels`` name records that are not nodes of this flow run (ingests, gate decisions).
+    those in ``retries`` are ``retry-of`` links (the try before -> its retry), drawn
+    dashed; ``labels`` name records that are not nodes of this flow run (ingests,
+    gate decisions).
     """
 
     def cell(text: str) -> str:
@@ -230,16 +249,18 @@ def lineage_markdown(
     lines = [
         "## provgate lineage of this flow run",
         "",
-        "| task run | task | cache | log index | inputs (log index) | verified | envelope sha256 |",
-        "|---|---|---|---|---|---|---|",
+        "| task run | task | try | cache | log index | inputs (log index) | verified"
+        " | envelope sha256 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n in nodes:
         i = n.attestation.log_index
         index = f"[{i}]({links[i]})" if i in links else str(i)
         ins = ", ".join(str(p) for p in sorted(parents.get(i, []))) or "-"
+        tried = "-" if n.attempt is None else f"{n.attempt} {n.state}"
         lines.append(
-            f"| {cell(n.task_run_name)} | {cell(n.task_key)} | {n.cache} | {index} | {ins} "
-            f"| {n.verified} | `{n.attestation.envelope_sha256[:16]}…` |"
+            f"| {cell(n.task_run_name)} | {cell(n.task_key)} | {tried} | {n.cache} | {index}"
+            f" | {ins} | {n.verified} | `{n.attestation.envelope_sha256[:16]}…` |"
         )
     lines += ["", "```mermaid", "flowchart LR"]
     shown: set[int] = set()
@@ -248,13 +269,15 @@ def lineage_markdown(
         if i not in shown:
             shown.add(i)
             mark = "✔" if n.verified == "ok" else ("✘" if n.verified == "failed" else "?")
-            lines.append(f'    {_mermaid_id(i)}["{cell(n.task_run_name)} #{i} {mark}"]')
+            tried = f" try {n.attempt} {n.state}" if n.state != "completed" else ""
+            lines.append(f'    {_mermaid_id(i)}["{cell(n.task_run_name)} #{i}{tried} {mark}"]')
     for parent, child in edges:
         for j in (parent, child):
             if j not in shown:
                 shown.add(j)
                 lines.append(f'    {_mermaid_id(j)}["{cell(labels.get(j, "record"))} #{j}"]')
-        lines.append(f"    {_mermaid_id(parent)} --> {_mermaid_id(child)}")
+        arrow = " -. retry .-> " if (parent, child) in retries else " --> "
+        lines.append(f"    {_mermaid_id(parent)}{arrow}{_mermaid_id(child)}")
     lines.append("```")
     return "\n".join(lines) + "\n"
 

@@ -7,8 +7,9 @@
         └── ProvenanceRefused  the training gate refused the task's inputs (every reason)
 
 Prefect marks a task run Failed with the exception's message, so the message
-carries every reason. Hooks cannot fail a run (Prefect logs their errors), so
-only the gate, which runs inside the task, raises these to the task.
+carries every reason. Both are raised inside the task run (by the wrapper
+``@provenance`` puts around the task's function), never from a hook: Prefect
+only logs a hook's error, and a run whose try could not be recorded must fail.
 """
 
 from __future__ import annotations

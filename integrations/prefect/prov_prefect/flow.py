@@ -59,6 +59,7 @@ def flow_lineage(flow_run_id: UUID, config: ProvenanceConfig | None = None) -> s
     cfg = config or ProvenanceConfig()
     nodes = artifacts.read_flow_nodes(flow_run_id)
     edges: list[tuple[int, int]] = []
+    retries: set[tuple[int, int]] = set()
     labels: dict[int, str] = {}
     links: dict[int, str] = {}
     with cfg.open_home().open_ledger() as ledger:
@@ -68,12 +69,14 @@ def flow_lineage(flow_run_id: UUID, config: ProvenanceConfig | None = None) -> s
                 links[i] = link
             for ref in parse_record(i, ledger.entry(i)).refs:
                 edges.append((ref.parent, i))
+                if ref.kind == "retry-of":
+                    retries.add((ref.parent, i))
                 if ref.parent not in labels:
                     parent = parse_record(ref.parent, ledger.entry(ref.parent))
                     label = parent.name
                     if not label.startswith(parent.kind):
                         label = f"{parent.kind}: {label}"
                     labels[ref.parent] = label if len(label) <= 48 else label[:47] + "…"
-    markdown = artifacts.lineage_markdown(nodes, list(dict.fromkeys(edges)), labels, links)
+    markdown = artifacts.lineage_markdown(nodes, list(dict.fromkeys(edges)), labels, links, retries)
     artifacts.create_lineage_artifact(flow_run_id, markdown)
     return markdown

@@ -21,5 +21,6 @@ os.environ.pop("PREFECT_API_URL", None)
 def prefect_server() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # 30 s (the default) is not always enough on a loaded 2-core machine
+    with prefect_test_harness(server_startup_timeout=120):
         yield

@@ -321,31 +321,6 @@ def test_events_name_each_node_and_each_refusal(tmp_path, cfg) -> None:
     assert "task-run" in {r.role for r in mine[0].related}
 
 
-def test_a_retried_task_records_its_final_attempt(tmp_path, cfg) -> None:
-    attempts = []
-
-    @provenance(config=cfg)
-    @task(retries=1)
-    def flaky() -> str:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise RuntimeError("first attempt fails")
-        return "ok"
-
-    @flow
-    def f():
-        flaky()
-        return get_run_context().flow_run.id
-
-    flow_run_id = f()
-    (node,) = read_flow_nodes(flow_run_id)
-    orch = _statement(cfg.open_home(), node.attestation.log_index)["predicate"]["buildDefinition"][
-        "internalParameters"
-    ]["orchestrator"]
-    assert orch["attempt"] == 2
-    assert orch["task_run_id"] == str(node.task_run_id)
-
-
 def test_submitted_tasks_link_through_their_futures(tmp_path, cfg) -> None:
     @provenance(config=cfg)
     @task
