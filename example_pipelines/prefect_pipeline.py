@@ -158,7 +158,7 @@ def pipeline(
     pinned = pinned_uri(snap, REPO)
     trained = model(pinned, workdir, wait_for=[snap], return_state=True)
     model_path = trained.result()  # raises ProvenanceRefused if the gate refused
-    # The training record (the node the hook recorded), for the answers' model reference.
+    # The training record (the node provgate recorded), for the answers' model reference.
     # Passed as a RecordRef, not the Attestation: Prefect links a task's inputs to upstream
     # runs by the id() of result components, and an Attestation's empty ``subjects=()``
     # (a singleton) would link to any upstream result holding an empty tuple.

@@ -1,17 +1,19 @@
 """What provgate shows in the Prefect UI, and how it reads back what it wrote there.
 
-Open-source Prefect has no asset graph, so each node is an artifact of its task run:
+Open-source Prefect has no asset graph, so each node is an artifact of its task run
+(one per try: a retried task run has a node per try, the last one its own):
 
-- a **table** artifact (the node: task run, cache state, log index, envelope SHA-256,
-  inputs, outputs with their digests, verification status) whose ``metadata_`` holds
-  the attestation reference (:data:`META` keys) that downstream task runs read back;
+- a **table** artifact (the node: task run, try, cache state, log index, envelope
+  SHA-256, inputs, outputs with their digests, verification status) whose
+  ``metadata_`` holds the attestation reference (:data:`META` keys) that downstream
+  task runs read back;
 - a **link** artifact to the record's page in ``provgate ui``;
 - per flow run, a **markdown** artifact: the run's lineage as a table and as a Mermaid
   diagram (the v2 UI renders Mermaid; the table stands on its own in the v1 UI).
 
 A node computed under a cache key gets the artifact key :func:`cache_artifact_key`, so
 a later *cached* run of the same key finds the attestation of the run that computed it
-(``read_latest_artifacts`` by key) instead of recording a new one.
+(by artifact key) instead of recording a new one.
 """
 
 from __future__ import annotations

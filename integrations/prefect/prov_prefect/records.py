@@ -1,7 +1,7 @@
 """Ingest and snapshot from inside a Prefect task: the record *is* the task run's node.
 
 A task that brings data into the pipeline, or pins it as a snapshot, calls :func:`ingest`
-or :func:`snapshot` and returns the result; the ``@provenance`` hook takes the result's
+or :func:`snapshot` and returns the result; ``@provenance`` takes the result's
 ``attestation`` as the task run's node instead of recording a step, and downstream tasks
 receive the result itself (``SnapshotResult.commit_id`` pins the training inputs).
 """

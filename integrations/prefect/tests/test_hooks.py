@@ -263,6 +263,9 @@ def test_gate_refuses_a_banned_source_under_the_policy(tmp_path) -> None:
         pipeline()
     assert any("banned-sources" in r for r in err.value.reasons), err.value.reasons
     assert not any("unpinned" in r for r in err.value.reasons)
+    assert err.value.vsa_log_index is not None  # the refusal is a signed decision
+    vsa = _statement(cfg.open_home(), err.value.vsa_log_index)
+    assert vsa["predicate"]["verificationResult"] == "FAILED"
 
 
 def _events(name: str, flow_run_id: UUID, want: int) -> list:
