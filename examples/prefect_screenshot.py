@@ -6,10 +6,11 @@ Writes docs/img/prefect-lineage.png:
 
 Starts a Prefect server on 127.0.0.1 with a temporary PREFECT_HOME (the nox ``prefect``
 session's interpreter by default), runs a small ingest -> clean -> snapshot -> train flow
-against it (``--run-flow``, in that interpreter), and photographs the flow run's lineage
-artifact with headless Chromium (this interpreter: the dev extra's Playwright, Debian's
-chromium, the loopback-only guard of the browser tests: Prefect's UI calls an outside
-analytics host on load, which is blocked).
+against it, whose clean step fails once and is retried (``--run-flow``, in that
+interpreter), and photographs the flow run's lineage artifact with headless Chromium
+(this interpreter: the dev extra's Playwright, Debian's chromium, the loopback-only guard
+of the browser tests: Prefect's UI calls an outside analytics host on load, which is
+blocked).
 """
 
 from __future__ import annotations
@@ -58,10 +59,15 @@ def run_flow(workdir: Path) -> None:
             path, IngestRequest(source="https://example.org/reviews", license="CC0-1.0"), config=cfg
         )
 
+    tries: list[int] = []
+
     @provenance(config=cfg)
-    @task
+    @task(retries=1)
     def clean_reviews(ingested: object) -> Path:
         del ingested  # an upstream: Prefect tracks it in task_inputs
+        tries.append(1)
+        if len(tries) == 1:  # a flaky first try: the diagram shows the retry-of link
+            raise OSError("reviews.csv: temporarily unavailable")
         out = workdir / "clean" / "clean.csv"
         out.parent.mkdir(exist_ok=True)
         out.write_text("".join(x for x in (workdir / "reviews.csv").open() if "spam" not in x))
@@ -165,7 +171,7 @@ def main() -> int:
             artifact_id = line.split()[1]
             with chromium(tmp) as (context, blocked):
                 page = context.new_page()
-                page.set_viewport_size({"width": 1400, "height": 1100})
+                page.set_viewport_size({"width": 1600, "height": 1100})
                 page.goto(f"http://127.0.0.1:{port}/v2/artifacts/artifact/{artifact_id}")
                 try:
                     page.wait_for_selector("text=provgate lineage of this flow run", timeout=60_000)
