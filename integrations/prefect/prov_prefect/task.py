@@ -26,8 +26,9 @@ the task run and the cause, so the try fails (and is retried if the task has ret
 left) instead of completing without a node.
 
 A *cached* run does not call the function and records nothing: the hook shows the node
-of the run that computed the cached result (found by the result's storage key). An
-error there is only logged by Prefect; no record is at stake.
+of the run that computed the cached result, found by the result's storage key
+(:func:`~prov_prefect.show.show_cached`). An error there is only logged by Prefect; no
+record is at stake.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from prefect import Task
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 
-from prov_prefect import tries
+from prov_prefect import show, tries
 from prov_prefect.config import ProvenanceConfig
 from prov_prefect.errors import ProvenanceError
 from prov_prefect.events import EVENT_RECORDED, EVENT_REFUSED
@@ -202,7 +203,7 @@ def _on_completion(cfg: ProvenanceConfig, task: Task[Any, Any], run: TaskRun, st
     if state.name != "Cached":
         return  # the wrapper recorded the try that completed
     try:
-        tries.publish_cached(cfg, task, run, state)
+        show.show_cached(cfg, task, run, state)
     except Exception:
         logger.exception("provgate could not show cached task run %s (%s)", run.name, task.task_key)
         raise

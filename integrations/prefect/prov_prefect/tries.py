@@ -18,17 +18,14 @@ attestations passed as arguments. Its ``orchestrator`` names the task instance
 it as ``previous_attempt`` (``prov_core.nodes.previous_attempt``), a signed
 ``retry-of`` link.
 
-Each node is then re-verified and shown (:func:`publish`): a table and a link
-artifact of the task run, a ``provgate.attestation.recorded`` event and, for a
-``@materialize`` task, the ``provgate`` key of its assets' materialization
-metadata (``add_asset_metadata``). Anything here that fails raises, so the try
-fails with the reason. A *cached* run does not call the function:
-:func:`publish_cached` shows the node of the run that computed the result.
+Each node is then re-verified and shown (:mod:`prov_prefect.show`): a table and
+a link artifact of the task run, a ``provgate.attestation.recorded`` event and,
+for a ``@materialize`` task, the ``provgate`` key of its assets' materialization
+metadata. Anything here that fails raises, so the try fails with the reason.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect import Task
-from prefect.client.schemas.objects import State, TaskRun, TaskRunResult
+from prefect.client.schemas.objects import TaskRun, TaskRunResult
 
-from prov_prefect import artifacts, events
+from prov_prefect import artifacts, show
 from prov_prefect.config import ProvenanceConfig
 from prov_prefect.errors import ProvenanceError
 
@@ -53,7 +50,6 @@ __all__ = [
     "TaskTry",
     "argument_runs",
     "begin_try",
-    "publish_cached",
     "record_completed",
     "record_failed",
     "upstream_nodes",
@@ -62,10 +58,7 @@ __all__ = [
 SYSTEM = "prefect"
 """SYSTEM is ``orchestrator["name"]``: the lineage index files tries under it."""
 
-logger = logging.getLogger("prov_prefect")
-
 _MAX_ERROR = 2000  # characters of an error message kept in a failed try's record
-_MAX_DIGESTS = 100  # digests listed in an asset's materialization metadata
 
 
 @dataclass
@@ -365,7 +358,7 @@ def record_failed(t: TaskTry, error: BaseException | str) -> Attestation:
 
 
 # ---------------------------------------------------------------------------
-# Showing a node
+# Showing a try's node
 
 
 def _rows(t: TaskTry, state: str) -> list[dict[str, str]]:
@@ -404,7 +397,7 @@ def _publish(
         if t.storage_key and state == "completed"
         else None
     )
-    _show(
+    show.show_node(
         t.cfg,
         t.run,
         t.task,
@@ -418,143 +411,4 @@ def _publish(
         attempt=t.attempt,
         state=state,
     )
-    _add_asset_metadata(t, attestation, outputs, state)
-
-
-def _add_asset_metadata(
-    t: TaskTry, attestation: Attestation, outputs: Sequence[Artifact], state: str
-) -> None:
-    """Put the node under the ``provgate`` key of each asset a ``@materialize`` task makes."""
-    from prefect.context import AssetContext
-
-    ctx = AssetContext.get()
-    if ctx is None or not ctx.downstream_assets or ctx.task_run_id != t.run.id:
-        return
-    digests = [{"name": o.name, "sha256": o.sha256, "blake3": o.blake3} for o in outputs] or [
-        s.to_dict() for s in attestation.subjects
-    ]
-    node = {
-        "log_index": attestation.log_index,
-        "envelope_sha256": attestation.envelope_sha256,
-        "predicate_type": attestation.predicate_type,
-        "origin": attestation.origin,
-        "uri": attestation.uri,
-        "attempt": t.attempt,
-        "state": state,
-        "digests": digests[:_MAX_DIGESTS],
-        "digests_total": len(digests),
-    }
-    link = t.cfg.lineage_link(attestation.log_index)
-    if link:
-        node["link"] = link
-    for asset in ctx.downstream_assets:
-        ctx.add_asset_metadata(asset.key, {"provgate": node})
-
-
-def publish_cached(cfg: ProvenanceConfig, task: Task[Any, Any], run: TaskRun, state: State) -> None:
-    """publish_cached shows a cached run's node: the node of the run that computed it.
-
-    Nothing is recorded. With no such node (the result was computed without
-    provgate), a warning is logged and the run has no node.
-    """
-    meta = getattr(state.data, "metadata", None)
-    storage_key = getattr(meta, "storage_key", None)
-    original = artifacts.read_cached_node(storage_key) if isinstance(storage_key, str) else None
-    if original is None:
-        logger.warning(
-            "provgate: cached task run %s has no node of the run that computed its result; "
-            "nothing recorded",
-            run.name,
-        )
-        return
-    rows = [
-        {"field": "task run", "value": run.name},
-        {"field": "task key", "value": task.task_key},
-        {"field": "flow run", "value": str(run.flow_run_id)},
-        {"field": "cache", "value": f"cached: node of {original.task_run_name}"},
-    ]
-    _show(
-        cfg,
-        run,
-        task,
-        original.attestation,
-        cfg.open_home(),
-        rows=rows,
-        files={},
-        cache="cached",
-        key=None,
-        original=original,
-        attempt=None,
-        state="completed",
-    )
-
-
-def _show(
-    cfg: ProvenanceConfig,
-    run: TaskRun,
-    task: Task[Any, Any],
-    attestation: Attestation,
-    home: Home,
-    *,
-    rows: list[dict[str, str]],
-    files: Mapping[str, str],
-    cache: str,
-    key: str | None,
-    original: artifacts.NodeRef | None,
-    attempt: int | None,
-    state: str,
-) -> None:
-    """Re-verify the node, then show it: table and link artifacts, and an event."""
-    from prov_core.nodes import verify_node
-
-    report = verify_node(attestation, home=home, outputs=files or None)
-    verified = "ok" if report.ok else "failed"
-    rows += [
-        {"field": "log index", "value": str(attestation.log_index)},
-        {"field": "envelope sha256", "value": attestation.envelope_sha256},
-        {"field": "predicate type", "value": attestation.predicate_type},
-        {"field": "verification", "value": verified + "".join(f"; {p}" for p in report.problems)},
-    ]
-    meta = {
-        artifacts.META["cache"]: cache,
-        artifacts.META["task_key"]: task.task_key,
-        artifacts.META["task_run_name"]: run.name,
-        artifacts.META["verified"]: verified,
-        artifacts.META["state"]: state,
-    }
-    if attempt is not None:
-        meta[artifacts.META["attempt"]] = str(attempt)
-    if original is not None and original.task_run_id is not None:
-        meta[artifacts.META["original_task_run"]] = str(original.task_run_id)
-    what = cache if state == "completed" else f"try {attempt} {state}"
-    artifacts.create_node_artifacts(
-        attestation=attestation,
-        rows=rows,
-        meta=meta,
-        task_run_id=run.id,
-        flow_run_id=run.flow_run_id,
-        key=key,
-        link=cfg.lineage_link(attestation.log_index),
-        description=(
-            f"provgate node of {run.name}: record {attestation.log_index} ({what}, {verified})"
-        ),
-    )
-    events.emit(
-        events.EVENT_RECORDED,
-        resource={
-            "prefect.resource.id": (
-                f"provgate.attestation.{attestation.origin}.{attestation.log_index}"
-            ),
-            "prefect.resource.name": f"record {attestation.log_index}",
-        },
-        run=run,
-        payload={
-            "log_index": attestation.log_index,
-            "envelope_sha256": attestation.envelope_sha256,
-            "cache": cache,
-            "verified": verified,
-            "task_key": task.task_key,
-            "attempt": attempt,
-            "state": state,
-        },
-    )
+    show.add_asset_metadata(t.cfg, t.run, attestation, outputs, attempt=t.attempt, state=state)
