@@ -156,6 +156,19 @@ class Artifact:
         )
 
     @classmethod
+    def identity(cls, name: str) -> Artifact:
+        """An artifact known only by its name: a try that read and wrote nothing.
+
+        A step must name something; a task's try that failed before reading or
+        writing anything (a source task whose source was unreachable) is named
+        by its run identity, e.g. ``airflow-task:DAG/TASK/RUN/MAP_INDEX/TRY``.
+        ``sha256`` is the SHA-256 of the UTF-8 name; there is no content digest.
+        """
+        if not name:
+            raise InputError("an identity artifact needs a name")
+        return cls(name=name, sha256=hashlib.sha256(name.encode()).hexdigest())
+
+    @classmethod
     def from_bytes(cls, name: str, data: bytes, uri: str | None = None) -> Artifact:
         """Digest in-memory bytes as if they were a file called ``name``."""
         from prov_core.digest import digest_bytes, manifest_sha256

@@ -305,3 +305,13 @@ def test_signing_workers_default_from_the_environment(monkeypatch: pytest.Monkey
         monkeypatch.setenv(ENV_SIGNING_WORKERS, bad)
         with pytest.raises(ConfigError, match=ENV_SIGNING_WORKERS):
             Recorder(ledger, signer)
+
+
+def test_identity_artifact_names_a_try_that_wrote_nothing() -> None:
+
+    a = Artifact.identity("airflow-task:dag/t/run/-1/1")
+    assert a.sha256 == hashlib.sha256(b"airflow-task:dag/t/run/-1/1").hexdigest()
+    assert a.blake3 is None
+    assert Artifact.identity("x") != Artifact.identity("y")
+    with pytest.raises(InputError):
+        Artifact.identity("")

@@ -17,7 +17,6 @@ can find it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -117,8 +116,9 @@ def identity_artifact(ti: Any) -> Artifact:
     """A try known only by its identity: ``airflow-task:DAG/TASK/RUN/MAP_INDEX/TRY``."""
     from prov_core.step import Artifact
 
-    ident = f"airflow-task:{ti.dag_id}/{ti.task_id}/{ti.run_id}/{_map_index(ti)}/{ti.try_number}"
-    return Artifact(name=ident, sha256=hashlib.sha256(ident.encode()).hexdigest())
+    return Artifact.identity(
+        f"airflow-task:{ti.dag_id}/{ti.task_id}/{ti.run_id}/{_map_index(ti)}/{ti.try_number}"
+    )
 
 
 def record_try(

@@ -52,6 +52,7 @@ __all__ = [
     "begin_try",
     "record_completed",
     "record_failed",
+    "run_identity",
     "upstream_nodes",
 ]
 
@@ -277,6 +278,36 @@ def _json_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_identity(task: Task[Any, Any], run: TaskRun, home: Home) -> dict[str, Any]:
+    """run_identity is a try's run identity, as a record's ``orchestrator``.
+
+    It names the task instance across its tries (``instance``: ``[task run id]``),
+    the try (``attempt``: ``run_count``) and, from the second try on, the record of
+    the try before (``previous_attempt``, checked by
+    :func:`prov_core.nodes.previous_attempt`). Steps carry it in their
+    ``internalParameters``; ingest and snapshot records in their predicate.
+    """
+    from prov_core.nodes import previous_attempt
+
+    instance: list[str | int] = [str(run.id)]
+    attempt = int(run.run_count)
+    orchestrator: dict[str, Any] = {
+        "name": SYSTEM,
+        "run_id": str(run.flow_run_id),
+        "task_run_id": str(run.id),
+        "task_run_name": run.name,
+        "task_key": task.task_key,
+        "dynamic_key": run.dynamic_key,
+        "instance": instance,
+        "attempt": attempt,
+    }
+    if attempt > 1:  # a task run id is new with each run: a first try has no earlier one
+        before = previous_attempt(home, SYSTEM, instance, attempt)
+        if before is not None:
+            orchestrator["previous_attempt"] = before
+    return orchestrator
+
+
 def _record_step(
     t: TaskTry,
     inputs: Sequence[Attestation],
@@ -285,7 +316,6 @@ def _record_step(
     state: str,
     error: str | None = None,
 ) -> Attestation:
-    from prov_core.nodes import previous_attempt
     from prov_core.step import (
         STEP_BUILD_TYPE,
         TRAINING_BUILD_TYPE,
@@ -294,22 +324,8 @@ def _record_step(
         record_step,
     )
 
-    run = t.run
-    orchestrator: dict[str, Any] = {
-        "name": SYSTEM,
-        "run_id": str(run.flow_run_id),
-        "task_run_id": str(run.id),
-        "task_run_name": run.name,
-        "task_key": t.task.task_key,
-        "dynamic_key": run.dynamic_key,
-        "instance": t.instance,
-        "attempt": t.attempt,
-        "state": state,
-    }
-    if t.attempt > 1:  # a task run id is new with each run: a first try has no earlier one
-        before = previous_attempt(t.home, SYSTEM, t.instance, t.attempt)
-        if before is not None:
-            orchestrator["previous_attempt"] = before
+    orchestrator = run_identity(t.task, t.run, t.home)
+    orchestrator["state"] = state
     if error is not None:
         orchestrator["error"] = error[:_MAX_ERROR]
     if state == "completed":
@@ -350,10 +366,14 @@ def record_completed(t: TaskTry, value: Any) -> Attestation:
 
 def record_failed(t: TaskTry, error: BaseException | str) -> Attestation:
     """record_failed makes the node of a try whose function raised (or returned Failed)."""
+    from prov_core.step import Artifact
+
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     inputs = _inputs(t)
-    attestation = _record_step(t, inputs, [], state="failed", error=text)
-    _publish(t, attestation, inputs=inputs, outputs=[], files={}, state="failed")
+    # A try with no input (a source task) failed before it had anything: its identity.
+    outputs = [] if inputs else [Artifact.identity(f"prefect-task-run:{t.run.id}/{t.attempt}")]
+    attestation = _record_step(t, inputs, outputs, state="failed", error=text)
+    _publish(t, attestation, inputs=inputs, outputs=outputs, files={}, state="failed")
     return attestation
 
 

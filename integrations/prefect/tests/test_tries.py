@@ -265,3 +265,49 @@ def test_an_async_task_is_recorded_the_same_way(tmp_path: Path, cfg) -> None:
     ]
     last = _orchestrator(cfg.open_home(), nodes[1].attestation.log_index)
     assert last["previous_attempt"]["log_index"] == nodes[0].attestation.log_index
+
+
+def test_an_ingest_retry_links_its_record_to_the_failed_try(tmp_path: Path, cfg) -> None:
+    """A task whose value is its own record (``ingest(...)``): the ingest record of the
+    try that succeeds carries the run identity in its predicate, linked to the failed try."""
+    raw = tmp_path / "raw.csv"
+    raw.write_text("id,text\n1,good\n2,fine\n")
+    calls: list[int] = []
+
+    @provenance(config=cfg)
+    @task(retries=1)
+    def ingest(path: Path) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("source unreachable")
+        request = IngestRequest(source="https://example.org/reviews", license="CC0-1.0")
+        return prefect_ingest(path, request, config=cfg)
+
+    @flow
+    def pipeline() -> Any:
+        return ingest(raw, return_state=True)
+
+    state = pipeline()
+    assert state.is_completed()
+    run_id = str(state.state_details.task_run_id)
+    home = cfg.open_home()
+    with open_lineage(home) as lineage:
+        lineage.catch_up()
+        failed, final = lineage.index.attempts("prefect", [run_id])
+        edges = {(e.child, e.parent, e.kind) for e in lineage.upstream(final.log_index).edges}
+        report = lineage.verify_chain(final.log_index)
+        kinds = lineage.index.nodes([failed.log_index, final.log_index])
+    assert (kinds[failed.log_index].kind, kinds[final.log_index].kind) == ("transform", "ingest")
+    assert _orchestrator(home, failed.log_index)["error"] == "ConnectionError: source unreachable"
+    with home.open_ledger() as ledger:
+        statement = parse_record(final.log_index, ledger.entry(final.log_index)).statement
+    assert statement is not None
+    identity = statement["predicate"]["orchestrator"]
+    assert identity["instance"] == [run_id]
+    assert identity["attempt"] == 2
+    assert identity["previous_attempt"] == failed.to_dict()
+    assert (final.log_index, failed.log_index, "retry-of") in edges
+    assert report.ok, report.problems
+    assert read_task_run_nodes([UUID(run_id)])[UUID(run_id)].attestation.log_index == (
+        final.log_index
+    )
