@@ -12,7 +12,8 @@ SLSA mapping (``https://slsa.dev/provenance/v1``)::
 
     buildDefinition.buildType            STEP_BUILD_TYPE, TRAINING_BUILD_TYPE or
                                          GENERATION_BUILD_TYPE (prov_core.synthetic)
-    buildDefinition.externalParameters   {"step": name, "parameters": {...}}
+    buildDefinition.externalParameters   {"step": name, "parameters": {...}}, and
+                                         the fields a build type adds (``external``)
     buildDefinition.internalParameters   {"code": {...}, "environment": {...},
                                           "orchestrator": {...}}
     buildDefinition.resolvedDependencies one ResourceDescriptor per input; an
@@ -474,7 +475,7 @@ def record_step(
     recorder: Recorder,
     name: str,
     *,
-    inputs: Sequence[Artifact | Attestation] = (),
+    inputs: Sequence[StepInput] = (),
     outputs: Sequence[Artifact] = (),
     code: CodeIdentity | None = None,
     parameters: Mapping[str, Any] | None = None,
@@ -483,19 +484,29 @@ def record_step(
     started_on: datetime | None = None,
     finished_on: datetime | None = None,
     build_type: str = STEP_BUILD_TYPE,
+    external: Mapping[str, Any] | None = None,
 ) -> Attestation:
     """Record one step as a signed lineage node and return its attestation.
 
-    ``inputs`` are artifacts (digested data) or attestations of earlier steps;
-    ``outputs`` become the statement's subjects. ``orchestrator`` carries the
-    run identity (``name``, ``run_id``, task or asset key, attempt, ...).
-    Parameters and environment must be JSON values (RFC 8785: no NaN, ints
-    within ±2^53); anything else raises :class:`CanonicalizationError`.
-    An output BLAKE3 that is not 64 lowercase hex characters raises
-    :class:`InputError` before anything is recorded (snapshots find a step's
-    outputs by it).
+    ``inputs`` are artifacts (digested data) or attestations of earlier steps
+    (any :class:`StepInput`); ``outputs`` become the statement's subjects.
+    ``orchestrator`` carries the run identity (``name``, ``run_id``, task or
+    asset key, attempt, ...). ``external`` holds the further
+    ``externalParameters`` a build type defines beside ``step`` and
+    ``parameters`` (a generation's ``generator`` and ``prompts``:
+    :mod:`prov_core.synthetic`). Parameters, environment and external must be
+    JSON values (RFC 8785: no NaN, ints within ±2^53); anything else raises
+    :class:`CanonicalizationError`. An output BLAKE3 that is not 64 lowercase
+    hex characters (snapshots find a step's outputs by it), or an ``external``
+    naming ``step`` or ``parameters``, raises :class:`InputError` before
+    anything is recorded.
     """
     check_outputs(name, outputs)
+    taken = sorted({"step", "parameters"} & set(external or {}))
+    if taken:
+        raise InputError(
+            f"step {name!r}: external parameter {taken[0]!r} is the step's own; give it another key"
+        )
     spec = _StepSpec(
         name=name,
         inputs=inputs,
@@ -507,5 +518,6 @@ def record_step(
         started_on=started_on,
         finished_on=finished_on,
         build_type=build_type,
+        external=external or {},
     )
     return recorder.record(step_statement(spec))

@@ -49,10 +49,7 @@ from prov_core.step import (
     CodeIdentity,
     Recorder,
     StepInput,
-    _StepSpec,
-    check_outputs,
-    default_environment,
-    step_statement,
+    record_step,
 )
 
 __all__ = [
@@ -150,7 +147,6 @@ def record_generation(
         )
     if not outputs:
         raise InputError(f"generation {name!r} has no outputs: give the generated files")
-    check_outputs(name, outputs)
     inputs: list[StepInput] = [_Role(generator, ROLE_GENERATOR)]
     if training is not None:
         inputs.append(_Role(training, ROLE_GENERATOR_TRAINING))
@@ -160,17 +156,17 @@ def record_generation(
         "digest": {"sha256": generator.sha256},
         "blake3": generator.blake3,
     }
-    spec = _StepSpec(
-        name=name,
+    return record_step(
+        recorder,
+        name,
         inputs=inputs,
         outputs=outputs,
-        code=code or CodeIdentity(),
-        parameters=parameters or {},
-        environment=default_environment() if environment is None else environment,
-        orchestrator=orchestrator or {"name": "python"},
+        code=code,
+        parameters=parameters,
+        environment=environment,
+        orchestrator=orchestrator,
         started_on=started_on,
         finished_on=finished_on,
         build_type=GENERATION_BUILD_TYPE,
         external={"generator": model, "prompts": [p.to_dict() for p in prompts]},
     )
-    return recorder.record(step_statement(spec))

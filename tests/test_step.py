@@ -139,6 +139,19 @@ def test_non_json_parameters_are_refused_before_anything_is_appended(recorder: R
     assert recorder.ledger.size() == 0
 
 
+def test_external_parameters_sit_beside_the_steps_own_and_cannot_replace_them(
+    recorder: Recorder,
+) -> None:
+    out = [Artifact.from_bytes("o", b"x")]
+    att = record_step(recorder, "s", outputs=out, parameters={"k": 1}, external={"extra": [1]})
+    build = _statement(recorder, att.log_index).predicate["buildDefinition"]
+    assert build["externalParameters"] == {"step": "s", "parameters": {"k": 1}, "extra": [1]}
+    for key in ("step", "parameters"):
+        with pytest.raises(InputError, match=f"external parameter '{key}' is the step's own"):
+            record_step(recorder, "s", outputs=out, external={key: "forged"})
+    assert recorder.ledger.size() == 1
+
+
 def test_float_parameters_canonicalize(recorder: Recorder) -> None:
     att = record_step(
         recorder, "train", outputs=[Artifact.from_bytes("m", b"w")], parameters={"lr": 3e-7}
