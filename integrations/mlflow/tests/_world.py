@@ -1,4 +1,5 @@
-"""What the MLflow integration's tests share: the provgate side and one model's helpers.
+"""What the MLflow integration's tests share: the provgate side (``World``, shared with
+the W&B tests: tests/tracker_world.py) and one model's helpers.
 
 (Imported by the tests as ``_world``; the fixtures are in conftest.py.)
 """
@@ -6,43 +7,16 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
+if str(REPO) not in sys.path:  # tests.tracker_world and example_pipelines live at the root
+    sys.path.insert(0, str(REPO))
 
-SOURCES = {
-    "handbook.csv": ("https://docs.example.org/router-handbook", "CC-BY-4.0"),
-    "forum.csv": ("https://forum.example.net/export/2026-01", "CC-BY-NC-4.0"),
-}
-
-
-@dataclass
-class World:
-    """World is the provgate side every test starts from."""
-
-    root: Path
-    home: Any
-    ingests: dict[str, int]
-    commit: str
-    snapshot: int
-
-    @property
-    def pinned(self) -> str:
-        return f"provgate://corpus/{self.commit}"
-
-    def ledger_size(self) -> int:
-        with self.home.open_ledger() as ledger:
-            return int(ledger.size())
-
-    def entry(self, log_index: int) -> tuple[bytes, dict[str, Any]]:
-        from prov_core.records import decode_entry
-
-        with self.home.open_ledger() as ledger:
-            leaf = ledger.entry(log_index)
-        return leaf, decode_entry(leaf)[1]
-
+from tests.tracker_world import World  # noqa: E402
 
 MODEL_NAME = "support-clf"
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _world import REPO, SOURCES, Trained, World, fit, log_model
+from _world import Trained, World, fit, log_model  # first: the repository root on sys.path
 
-if str(REPO) not in sys.path:  # example_pipelines lives at the repository root
-    sys.path.insert(0, str(REPO))
+from tests.network_audit import NetworkAudit
+from tests.tracker_world import build_world
 
 _ROOT = Path(tempfile.mkdtemp(prefix="provgate-mlflow-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
@@ -41,30 +39,14 @@ os.environ.pop("PROVGATE_SIGNING_KEY", None)
 
 # -- no network: every connection and name lookup beyond loopback is recorded -------
 
-_LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
-_NETWORK_USE: list[str] = []
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect":
-        address = args[1]
-        if isinstance(address, tuple) and not str(address[0]).startswith(_LOOPBACK):
-            _NETWORK_USE.append(f"connect {address!r}")
-    elif event == "socket.getaddrinfo":
-        host = args[0]
-        if host is not None and not str(host).startswith(_LOOPBACK):
-            _NETWORK_USE.append(f"getaddrinfo {host!r}")
-
-
-sys.addaudithook(_audit)
+_NETWORK = NetworkAudit()
 
 
 @pytest.fixture(autouse=True)
 def no_network() -> Iterator[None]:
     """no_network fails the test that tried to reach anything beyond loopback."""
-    seen = len(_NETWORK_USE)
-    yield
-    assert _NETWORK_USE[seen:] == [], "network use outside loopback"
+    with _NETWORK.none_beyond_loopback():
+        yield
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,29 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def world() -> World:
-    from prov_core.home import init_home
-    from prov_core.ingest import IngestRequest, ingest_path
-    from prov_core.snapshot_record import commit_snapshot
-    from prov_core.step import Recorder
-
-    data = REPO / "example_pipelines" / "shared" / "data"
-    corpus = _ROOT / "corpus"
-    corpus.mkdir()
-    home, _ = init_home(_ROOT / "provgate")
-    ingests = {}
-    with (
-        Recorder.from_home(home) as recorder,
-        home.open_store() as store,
-        home.open_index() as index,
-    ):
-        for name, (source, license) in SOURCES.items():
-            shutil.copyfile(data / name, corpus / name)
-            request = IngestRequest(source=source, license=license, method="licensed-download")
-            result = ingest_path(recorder, corpus / name, request, index=index)
-            ingests[name] = result.attestation.log_index
-        store.create_repository("corpus", "main")
-        snap = commit_snapshot(recorder, store, "corpus", "main", corpus, index=index)
-    return World(_ROOT, home, ingests, snap.commit_id, snap.log_index)
+    return build_world(_ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -20,14 +20,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from _world import REPO, Trained, World, build_world
+from _world import REPO, Trained  # first: the repository root on sys.path
+
+from tests.network_audit import NetworkAudit
+from tests.tracker_world import World, build_world
 
 HERE = Path(__file__).resolve().parent
-if str(REPO) not in sys.path:  # example_pipelines lives at the repository root
-    sys.path.insert(0, str(REPO))
 
 _ROOT = Path(tempfile.mkdtemp(prefix="provgate-wandb-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
@@ -57,30 +57,14 @@ for _d in ("wandb-dir", "wandb-cache", "wandb-data", "wandb-artifacts", "wandb-c
 
 # -- no network in this process ------------------------------------------------------
 
-_LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
-_NETWORK_USE: list[str] = []
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect":
-        address = args[1]
-        if isinstance(address, tuple) and not str(address[0]).startswith(_LOOPBACK):
-            _NETWORK_USE.append(f"connect {address!r}")
-    elif event == "socket.getaddrinfo":
-        host = args[0]
-        if host is not None and not str(host).startswith(_LOOPBACK):
-            _NETWORK_USE.append(f"getaddrinfo {host!r}")
-
-
-sys.addaudithook(_audit)
+_NETWORK = NetworkAudit()
 
 
 @pytest.fixture(autouse=True)
 def no_network() -> Iterator[None]:
     """no_network fails the test that tried to reach anything beyond loopback."""
-    seen = len(_NETWORK_USE)
-    yield
-    assert _NETWORK_USE[seen:] == [], "network use outside loopback"
+    with _NETWORK.none_beyond_loopback():
+        yield
 
 
 # -- the provgate side and one gated training run --------------------------------------

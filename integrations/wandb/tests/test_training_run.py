@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 import wandb
 from _txlog import of_type, read_records
-from _world import Trained, World
+from _world import Trained
 from prov_wandb import DATASET_PREFIX, training_run
 
 from prov_core.digest import digest_path
 from prov_core.errors import GateRefused, InputError
 from prov_core.lineage import open_lineage
 from prov_core.step import TRAINING_BUILD_TYPE
+from tests.tracker_world import World
 
 
 def _artifacts(trained: Trained) -> dict[str, Any]:
