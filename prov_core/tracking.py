@@ -24,6 +24,11 @@ side is the integration's, everything else is here:
    then writes :func:`link_fields` (the training record's log index and
    envelope SHA-256, and the gate decision's) back to the tracker.
 
+An integration's ``training_run`` context manager subclasses :class:`GatedRun`,
+which runs these steps in order around the training code (the gate before it,
+nothing recorded if it raises or logs no model, the record after it) and
+leaves the tracker side to a few hooks.
+
 A model in the tracker is traced by the digest of its stored bytes (a
 resolver, :mod:`prov_core.resolvers`), never by the fields written back:
 those are for people reading the tracker's UI.
@@ -32,12 +37,15 @@ those are for people reading the tracker's UI.
 from __future__ import annotations
 
 import hashlib
+import logging
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self
 
-from prov_core.errors import FormatError, InputError, IntegrityError
+from prov_core.errors import FormatError, GateRefused, InputError, IntegrityError
 
 if TYPE_CHECKING:
     from prov_core.gate import GateDecision
@@ -48,7 +56,9 @@ if TYPE_CHECKING:
 __all__ = [
     "LINK_PREFIX",
     "GatedInputs",
+    "GatedRun",
     "PinnedInput",
+    "TrackerRun",
     "link_fields",
     "open_gate",
     "record_training",
@@ -210,3 +220,161 @@ def link_fields(
             out[f"{LINK_PREFIX}{kind}.envelope_sha256"] = att.envelope_sha256
             out[f"{LINK_PREFIX}{kind}.uri"] = att.uri
     return out
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """TrackerRun is what the tracker holds once the training code is done.
+
+    ``models`` are the models it logged, as artifacts of the bytes the tracker
+    stores; ``identity`` names the tracker and its run (``name``, ``run_id``,
+    further JSON fields: the record's ``orchestrator``); ``parameters`` are the
+    run's hyperparameters (JSON values).
+    """
+
+    models: Sequence[Artifact]
+    identity: Mapping[str, Any]
+    parameters: Mapping[str, Any]
+
+
+class GatedRun(ABC):
+    """GatedRun is the tracker-neutral part of a gated training run's context manager.
+
+    Entering: the provgate home (``home``, else ``$PROVGATE_HOME``), then
+    :meth:`_attach` (the tracker's run), then :func:`open_gate`. A refusal is
+    reported (``_report("gate", "refused", decision record)``) and
+    :class:`~prov_core.errors.GateRefused` raised before any training code runs;
+    a pass goes to :meth:`_gate_passed` (the pinned inputs as the tracker's
+    datasets).
+
+    Leaving after the training code raised: ``_report("training",
+    "not-recorded")`` (if even that fails it is logged: the training code's
+    error is the one raised). Leaving normally: :meth:`_collect`; no model
+    reports ``not-recorded`` and raises :class:`~prov_core.errors.InputError`
+    ending with :attr:`LOG_MODEL_HINT`; otherwise :func:`record_training`
+    (``attestation``), then :meth:`_link` writes the records back. Whatever
+    happens after :meth:`_attach`, :meth:`_detach` is called once, with
+    ``failed`` true unless the training was recorded and linked.
+    """
+
+    LOG_MODEL_HINT: ClassVar[str]
+    """LOG_MODEL_HINT ends the error for a run that logged no model: how to log one."""
+
+    def __init__(
+        self,
+        inputs: Sequence[str],
+        *,
+        home: Home | None = None,
+        policy: Policy | None = None,
+        name: str = "train",
+    ) -> None:
+        if isinstance(inputs, str):
+            raise InputError("inputs must be a list of snapshot URIs, not a single one")
+        self.inputs = list(inputs)
+        self.name = name
+        self._home = home
+        self._policy = policy
+        self._started_on: datetime | None = None
+        self.gated: GatedInputs | None = None
+        self.attestation: Attestation | None = None
+
+    # -- the tracker side ----------------------------------------------------------------
+
+    @abstractmethod
+    def _attach(self) -> None:
+        """Find (or start) the tracker's run; raise InputError when there is none to use."""
+
+    @abstractmethod
+    def _run_label(self) -> str:
+        """The run as messages name it, e.g. ``MLflow run <id>``."""
+
+    @abstractmethod
+    def _report(
+        self,
+        step: Literal["gate", "training"],
+        result: str,
+        record: Attestation | None = None,
+    ) -> None:
+        """Show a step's result (and its record, if any) in the tracker's run."""
+
+    @abstractmethod
+    def _gate_passed(self, gated: GatedInputs) -> None:
+        """Show the passed gate and its pinned inputs (the run's datasets) in the tracker."""
+
+    @abstractmethod
+    def _collect(self) -> TrackerRun:
+        """The models the run logged, its identity and its parameters."""
+
+    @abstractmethod
+    def _link(self, training: Attestation, gate: Attestation) -> None:
+        """Write both records back to the tracker (:func:`link_fields`); on failure raise
+        a ProvgateError saying the training is recorded but not linked."""
+
+    def _detach(self, *, failed: bool) -> None:  # noqa: B027 (a hook; nothing by default)
+        """End what :meth:`_attach` started (nothing, unless it started a run)."""
+
+    # -- the lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        from prov_core.home import open_home
+
+        home = self._home = self._home or open_home()
+        self._attach()
+        try:
+            try:
+                gated = open_gate(self.inputs, home=home, policy=self._policy)
+            except GateRefused as refused:
+                self._report("gate", "refused", getattr(refused.decision, "vsa", None))
+                raise
+            self._gate_passed(gated)
+        except BaseException:
+            self._detach(failed=True)
+            raise
+        self.gated = gated
+        self._started_on = datetime.now(UTC)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:  # the training code raised: its error is the one to see
+            try:
+                self._report("training", "not-recorded")
+            except Exception as error:
+                logging.getLogger(type(self).__module__).warning(
+                    "provgate: could not mark %s as not recorded: %s", self._run_label(), error
+                )
+            finally:
+                self._detach(failed=True)
+            return
+        try:
+            self._record()
+        except BaseException:
+            self._detach(failed=True)
+            raise
+        self._detach(failed=False)
+
+    def _record(self) -> None:
+        home, gated = self._home, self.gated
+        if gated is None or home is None:
+            raise InputError("training_run was left without having been entered")
+        run = self._collect()
+        if not run.models:
+            self._report("training", "not-recorded")
+            raise InputError(
+                f"{self._run_label()} logged no model, so there is nothing to record: "
+                f"{self.LOG_MODEL_HINT}"
+            )
+        self.attestation = record_training(
+            home,
+            gated,
+            run.models,
+            tracker=run.identity,
+            name=self.name,
+            parameters=run.parameters,
+            started_on=self._started_on,
+        )
+        self._link(self.attestation, gated.vsa)

@@ -38,15 +38,12 @@ left to its owner.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from prov_core.errors import GateRefused, InputError, ProvgateError
-from prov_core.tracking import LINK_PREFIX, link_fields, open_gate, record_training
+from prov_core.errors import InputError, ProvgateError
+from prov_core.tracking import LINK_PREFIX, GatedRun, TrackerRun, link_fields
 
 if TYPE_CHECKING:
     from mlflow.entities import LoggedModel
@@ -61,9 +58,6 @@ __all__ = ["LoggedModelDigest", "TrainingRun", "training_run"]
 TRACKER = "mlflow"
 """TRACKER is the ``orchestrator.name`` of the training records this module makes."""
 
-log = logging.getLogger(__name__)
-
-_GATE = f"{LINK_PREFIX}gate"
 _TRAINING = f"{LINK_PREFIX}training"
 
 
@@ -81,13 +75,19 @@ class LoggedModelDigest:
         return f"models:/{self.model_id}"
 
 
-class TrainingRun:
+class TrainingRun(GatedRun):
     """TrainingRun is the context manager :func:`training_run` returns (module docstring).
 
     After entering: ``run_id`` and ``gated`` (the decision and the pinned
     inputs). After leaving: ``attestation`` (the training record) and
-    ``models``.
+    ``models``. The order of the steps is :class:`prov_core.tracking.GatedRun`'s;
+    this class is the MLflow side.
     """
+
+    LOG_MODEL_HINT = (
+        "log the trained model inside the training_run block, e.g. "
+        "mlflow.sklearn.log_model(model, name='model')"
+    )
 
     def __init__(
         self,
@@ -98,28 +98,18 @@ class TrainingRun:
         name: str = "train",
         **start_run: Any,
     ) -> None:
-        if isinstance(inputs, str):
-            raise InputError("inputs must be a list of snapshot URIs, not a single one")
-        self.inputs = list(inputs)
-        self.name = name
-        self._home = home
-        self._policy = policy
+        super().__init__(inputs, home=home, policy=policy, name=name)
         self._start_run = start_run
         self._started_here = False
-        self._started_on: datetime | None = None
+        self._client: Any = None
         self.run_id: str = ""
-        self.gated: GatedInputs | None = None
-        self.attestation: Attestation | None = None
         self.models: tuple[LoggedModelDigest, ...] = ()
 
-    # -- entering: the gate and the dataset inputs --------------------------------------
+    # -- entering: the run, the gate and the dataset inputs -----------------------------
 
-    def __enter__(self) -> TrainingRun:
+    def _attach(self) -> None:
         import mlflow
 
-        from prov_core.home import open_home
-
-        home = self._home = self._home or open_home()
         active = mlflow.active_run()
         if active is None:
             active = mlflow.start_run(**self._start_run)
@@ -130,96 +120,51 @@ class TrainingRun:
                 f"({', '.join(sorted(self._start_run))}) apply only when training_run starts one"
             )
         self.run_id = active.info.run_id
-        try:
-            self.gated = self._gate(home)
-        except BaseException:
-            self._end("FAILED")
-            raise
-        self._started_on = datetime.now(UTC)
-        return self
 
-    def _gate(self, home: Home) -> GatedInputs:
+    def _run_label(self) -> str:
+        return f"MLflow run {self.run_id}"
+
+    def _report(self, step: str, result: str, record: Attestation | None = None) -> None:
+        links = link_fields(gate=record) if step == "gate" else link_fields(training=record)
+        _tag_run({f"{LINK_PREFIX}{step}": result, **links})
+
+    def _gate_passed(self, gated: GatedInputs) -> None:
         import mlflow
 
         from prov_mlflow.dataset import SnapshotDataset
 
-        try:
-            gated = open_gate(self.inputs, home=home, policy=self._policy)
-        except GateRefused as refused:
-            vsa = getattr(refused.decision, "vsa", None)
-            _tag_run({_GATE: "refused", **link_fields(gate=vsa)})
-            raise
-        _tag_run({_GATE: "passed", **link_fields(gate=gated.vsa)})
+        self._report("gate", "passed", gated.vsa)
         for pinned in gated.inputs:
             mlflow.log_input(SnapshotDataset(pinned), context="training")
-        return gated
 
     # -- leaving: the models, the training record, the tags -----------------------------
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:  # the training code raised: its error is the one to see
-            try:
-                _tag_run({_TRAINING: "not-recorded"})
-            except Exception as tag_error:
-                log.warning("provgate: could not tag MLflow run %s: %s", self.run_id, tag_error)
-            finally:
-                self._end("FAILED")
-            return
-        try:
-            if self.gated is None or self._home is None:  # __enter__ did not complete
-                raise InputError("training_run was left without having been entered")
-            self._record(self._home, self.gated)
-        except BaseException:
-            self._end("FAILED")
-            raise
-        self._end("FINISHED")
-
-    def _record(self, home: Home, gated: GatedInputs) -> None:
+    def _collect(self) -> TrackerRun:
         import mlflow
         from mlflow.exceptions import MlflowException
 
         from prov_mlflow._models import mapped
 
-        client = mlflow.MlflowClient()
+        client = self._client = mlflow.MlflowClient()
         try:
             run = client.get_run(self.run_id)
             self.models = tuple(_digest(m) for m in _logged_models(client, run))
         except MlflowException as exc:
             raise mapped(exc, f"MLflow run {self.run_id}") from exc
-        if not self.models:
-            _tag_run({_TRAINING: "not-recorded"})
-            raise InputError(
-                f"MLflow run {self.run_id} logged no model, so there is nothing to record: log "
-                "the trained model inside the training_run block, e.g. "
-                "mlflow.sklearn.log_model(model, name='model')"
-            )
-        tracker = {
+        identity = {
             "name": TRACKER,
             "run_id": self.run_id,
             "experiment_id": run.info.experiment_id,
             "run_name": run.info.run_name,
             "models": [{"model_id": m.model_id, "name": m.name} for m in self.models],
         }
-        self.attestation = record_training(
-            home,
-            gated,
-            [m.artifact for m in self.models],
-            tracker=tracker,
-            name=self.name,
-            parameters=dict(run.data.params),
-            started_on=self._started_on,
-        )
-        self._tag_everything(client, self.attestation, gated.vsa)
+        return TrackerRun([m.artifact for m in self.models], identity, dict(run.data.params))
 
-    def _tag_everything(self, client: Any, training: Attestation, gate: Attestation) -> None:
+    def _link(self, training: Attestation, gate: Attestation) -> None:
         """Step 6: the record's log index and envelope on the run, the models and versions."""
         from mlflow.exceptions import MlflowException
 
+        client = self._client
         fields = link_fields(training=training, gate=gate)
         try:
             _tag_run({_TRAINING: "recorded", **fields})
@@ -238,12 +183,12 @@ class TrainingRun:
                 f"{training.log_index}, but MLflow could not be tagged with it: {exc}"
             ) from exc
 
-    def _end(self, status: str) -> None:
+    def _detach(self, *, failed: bool) -> None:
         if self._started_here:
             import mlflow
 
             self._started_here = False
-            mlflow.end_run(status=status)
+            mlflow.end_run(status="FAILED" if failed else "FINISHED")
 
 
 def training_run(

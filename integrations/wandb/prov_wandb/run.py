@@ -48,16 +48,13 @@ the flag back from the transaction log).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from prov_core.errors import GateRefused, InputError, ProvgateError
-from prov_core.tracking import open_gate, record_training
+from prov_core.errors import InputError, ProvgateError
+from prov_core.tracking import GatedRun, TrackerRun
 
 if TYPE_CHECKING:
     import wandb
@@ -77,8 +74,6 @@ DATASET_PREFIX = "provgate-snapshot-"
 KEY = "provgate"
 """KEY is where provgate writes in a run's config and summary and an artifact's metadata."""
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class StagedModel:
@@ -90,12 +85,15 @@ class StagedModel:
     artifact: wandb.Artifact
 
 
-class TrainingRun:
+class TrainingRun(GatedRun):
     """TrainingRun is the context manager :func:`training_run` returns (module docstring).
 
     After entering: ``run`` (the W&B run) and ``gated``. After leaving:
-    ``attestation`` (the training record) and ``models``.
+    ``attestation`` (the training record) and ``models``. The order of the
+    steps is :class:`prov_core.tracking.GatedRun`'s; this class is the W&B side.
     """
+
+    LOG_MODEL_HINT = "call run.log_model(path) inside the training_run block"
 
     def __init__(
         self,
@@ -106,24 +104,14 @@ class TrainingRun:
         policy: Policy | None = None,
         name: str = "train",
     ) -> None:
-        if isinstance(inputs, str):
-            raise InputError("inputs must be a list of snapshot URIs, not a single one")
-        self.inputs = list(inputs)
-        self.name = name
+        super().__init__(inputs, home=home, policy=policy, name=name)
         self.run: Any = run
-        self._home = home
-        self._policy = policy
-        self._started_on: datetime | None = None
-        self.gated: GatedInputs | None = None
-        self.attestation: Attestation | None = None
         self.models: list[StagedModel] = []
 
-    # -- entering: the gate and the dataset artifacts --------------------------------------
+    # -- entering: the run, the gate and the dataset artifacts ------------------------------
 
-    def __enter__(self) -> TrainingRun:
+    def _attach(self) -> None:
         import wandb
-
-        from prov_core.home import open_home
 
         if self.run is None:
             self.run = wandb.run
@@ -131,20 +119,18 @@ class TrainingRun:
             raise InputError(
                 "no active W&B run: call wandb.init(...) before training_run, or pass run="
             )
-        home = self._home = self._home or open_home()
-        try:
-            gated = open_gate(self.inputs, home=home, policy=self._policy)
-        except GateRefused as refused:
-            vsa = getattr(refused.decision, "vsa", None)
-            self._summary("gate", {"result": "refused", **_record_fields(vsa)})
-            raise
-        self.gated = gated
+
+    def _run_label(self) -> str:
+        return f"W&B run {self.run.id}"
+
+    def _report(self, step: str, result: str, record: Attestation | None = None) -> None:
+        self._summary(step, {"result": result, **_record_fields(record)})
+
+    def _gate_passed(self, gated: GatedInputs) -> None:
         self.run.config.update({KEY: {"inputs": [p.uri for p in gated.inputs]}})
         for pinned in gated.inputs:
             _use(self.run, _dataset_artifact(pinned))
-        self._summary("gate", {"result": "passed", **_record_fields(gated.vsa)})
-        self._started_on = datetime.now(UTC)
-        return self
+        self._report("gate", "passed", gated.vsa)
 
     # -- during: the models ---------------------------------------------------------------
 
@@ -188,33 +174,11 @@ class TrainingRun:
 
     # -- leaving: the training record, then the model artifacts -----------------------------
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:  # the training code raised: its error is the one to see
-            try:
-                self._summary("training", {"result": "not-recorded"})
-            except Exception as summary_error:
-                log.warning("provgate: could not update W&B run summary: %s", summary_error)
-            return
-        if self.gated is None or self._home is None:
-            raise InputError("training_run was left without having been entered")
-        if not self.models:
-            self._summary("training", {"result": "not-recorded"})
-            raise InputError(
-                f"W&B run {self.run.id} logged no model, so there is nothing to record: call "
-                "run.log_model(path) inside the training_run block"
-            )
-        self._record(self._home, self.gated)
-
-    def _record(self, home: Home, gated: GatedInputs) -> None:
+    def _collect(self) -> TrackerRun:
         from prov_core.step import Artifact
 
         run = self.run
-        tracker = {
+        identity = {
             "name": TRACKER,
             "run_id": run.id,
             "project": run.project,
@@ -227,27 +191,21 @@ class TrainingRun:
             for m in self.models
         ]
         config = {k: v for k, v in dict(run.config).items() if k != KEY}
-        self.attestation = att = record_training(
-            home,
-            gated,
-            outputs,
-            tracker=tracker,
-            name=self.name,
-            parameters=_json(config),
-            started_on=self._started_on,
-        )
-        links = {"training": _record_fields(att), "gate": _record_fields(gated.vsa)}
+        return TrackerRun(outputs, identity, _json(config))
+
+    def _link(self, training: Attestation, gate: Attestation) -> None:
+        links = {"training": _record_fields(training), "gate": _record_fields(gate)}
         try:
             for m in self.models:
                 metadata = dict(m.artifact.metadata)
                 metadata[KEY] = {"sha256": m.tree.sha256_subject, "blake3": m.tree.blake3, **links}
                 m.artifact.metadata = metadata
-                run.log_artifact(m.artifact)
-            self._summary("training", {"result": "recorded", **_record_fields(att)})
+                self.run.log_artifact(m.artifact)
+            self._report("training", "recorded", training)
         except Exception as exc:
             raise ProvgateError(
-                f"the training of W&B run {run.id} is recorded at log index {att.log_index}, "
-                f"but W&B could not take the model artifacts: {exc}"
+                f"the training of W&B run {self.run.id} is recorded at log index "
+                f"{training.log_index}, but W&B could not take the model artifacts: {exc}"
             ) from exc
 
     def _summary(self, key: str, value: Mapping[str, Any]) -> None:
