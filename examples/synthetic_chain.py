@@ -84,15 +84,7 @@ class Pipeline:
         model = self.work / "models" / f"{name}.json"
         model.parent.mkdir(parents=True, exist_ok=True)
         model.write_text(json.dumps({"vocabulary": words}))
-        artifact = Artifact.from_path(model)
-        training = record_step(
-            self.recorder,
-            f"train-{name}",
-            inputs=[decision.vsa, snap.attestation],
-            outputs=[artifact],
-            build_type=TRAINING_BUILD_TYPE,
-        )
-        return artifact, training
+        return record_training(self.recorder, name, decision.vsa, snap, model)
 
     def generate(
         self, name: str, model: Artifact, training: Attestation, seed_file: Path, seed: Attestation
@@ -129,6 +121,22 @@ class Pipeline:
         )
         for reason in decision.reasons:
             print(f"    {reason}")
+
+
+def record_training(
+    recorder: Recorder, name: str, gate: Attestation, snap: SnapshotResult, model: Path
+) -> tuple[Artifact, Attestation]:
+    """The training of the model file ``model`` on ``snap``, recorded as the orchestrator
+    adapters record a gated training: the gate's decision and the snapshot are its inputs."""
+    artifact = Artifact.from_path(model)
+    training = record_step(
+        recorder,
+        f"train-{name}",
+        inputs=[gate, snap.attestation],
+        outputs=[artifact],
+        build_type=TRAINING_BUILD_TYPE,
+    )
+    return artifact, training
 
 
 def read(path: Path) -> list[tuple[str, str]]:

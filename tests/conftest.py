@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,6 +31,17 @@ def vendor_dir() -> Path | None:
     """``../shared/vendor`` beside the repository (or PROVGATE_VENDOR_DIR)."""
     path = Path(os.environ.get("PROVGATE_VENDOR_DIR") or REPO.parent / "shared" / "vendor")
     return path if path.is_dir() else None
+
+
+def load_example(name: str) -> ModuleType:
+    """The module ``examples/NAME.py``, imported as NAME (its ``__main__`` part does not run)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass

@@ -9,7 +9,6 @@ signs with a key the trust store allows for data records but not updates.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -45,7 +43,7 @@ from prov_core.statement import (
 )
 from prov_core.step import Recorder
 
-from .conftest import tamper_statement
+from .conftest import load_example, tamper_statement
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "federated_fedavg.py"
@@ -57,17 +55,7 @@ EXPECTED_REFUSALS = {
 }
 
 
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("federated_fedavg", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-fl = _load_example()
+fl = load_example("federated_fedavg")
 
 
 @dataclass

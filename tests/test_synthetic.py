@@ -11,7 +11,6 @@ shipped example policies refuse or allow on what it finds.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -41,11 +40,10 @@ from prov_core.step import (
     Artifact,
     Attestation,
     Recorder,
-    record_step,
 )
 from prov_core.synthetic import Prompt, record_generation
 
-from .conftest import REPO, demo_home, tamper_statement
+from .conftest import REPO, demo_home, load_example, tamper_statement
 
 POLICIES = REPO / "examples" / "policies"
 LICENSED = POLICIES / "synthetic-licensed-sources.toml"
@@ -53,14 +51,9 @@ FRACTION = POLICIES / "synthetic-fraction.toml"
 DEPTH = POLICIES / "generation-depth.toml"
 
 
-def _write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        w.writerows(rows)
-    return path
-
+# The example's building blocks: its CSV writer and its record of a gated training.
+example = load_example("synthetic_chain")
+write_rows = example.write_rows
 
 REAL = [(f"real review {i}", "pos" if i % 2 else "neg") for i in range(6)]
 MORE = [(f"another review {i}", "neg") for i in range(6)]
@@ -93,22 +86,14 @@ class Chain:
         return evaluate_gate([uri], home=self.home, policy=policy)
 
     def train(self, name: str, snap: SnapshotResult, prefix: str) -> tuple[Artifact, Attestation]:
-        """Train a generator on a pinned snapshot, gated, as the adapters record it."""
+        """Train a generator on a pinned snapshot, gated, recorded as the example does."""
         decision = self.gate(uri(snap, prefix))
         assert decision.allowed, decision.reasons
         assert decision.vsa is not None
         model = self.work / "models" / f"{name}.json"
         model.parent.mkdir(parents=True, exist_ok=True)
         model.write_text(json.dumps({"generator": name, "trained_on": snap.commit_id}))
-        artifact = Artifact.from_path(model)
-        training = record_step(
-            self.recorder,
-            f"train-{name}",
-            inputs=[decision.vsa, snap.attestation],
-            outputs=[artifact],
-            build_type=TRAINING_BUILD_TYPE,
-        )
-        return artifact, training
+        return example.record_training(self.recorder, name, decision.vsa, snap, model)
 
     def generate(
         self,
@@ -118,7 +103,7 @@ class Chain:
         seeds: list[Artifact | Attestation],
         rows: int = 4,
     ) -> Attestation:
-        _write_rows(out, [(f"synthetic {out.stem} {i}", "pos") for i in range(rows)])
+        write_rows(out, [(f"synthetic {out.stem} {i}", "pos") for i in range(rows)])
         return record_generation(
             self.recorder,
             f"generate-{out.stem}",
@@ -155,12 +140,12 @@ def build(chain: Chain, *, seed_license: str = "CC-BY-4.0") -> Built:
     """corpus -> snapshot -> gate -> train generator; seeds + generator -> synthetic.csv;
     training set: train/mixed (6 real, 4 synthetic) and train/diluted (12 real, 4 synthetic)."""
     w = chain.work
-    corpus = chain.ingest(_write_rows(w / "corpus" / "corpus.csv", CORPUS), license="CC0-1.0")
+    corpus = chain.ingest(write_rows(w / "corpus" / "corpus.csv", CORPUS), license="CC0-1.0")
     corpus_snap = chain.snapshot(w / "corpus", "corpus")
     generator, training = chain.train("gen-1", corpus_snap, "corpus")
-    seed = chain.ingest(_write_rows(w / "seeds" / "seeds.csv", SEEDS), license=seed_license)
-    chain.ingest(_write_rows(w / "real" / "real.csv", REAL))
-    chain.ingest(_write_rows(w / "real" / "more.csv", MORE))
+    seed = chain.ingest(write_rows(w / "seeds" / "seeds.csv", SEEDS), license=seed_license)
+    chain.ingest(write_rows(w / "real" / "real.csv", REAL))
+    chain.ingest(write_rows(w / "real" / "more.csv", MORE))
     synthetic = w / "generated" / "synthetic.csv"
     generation = chain.generate(synthetic, generator, training, [seed])
     train = w / "train"
@@ -210,8 +195,8 @@ def test_generation_record_is_slsa_provenance_with_roles_and_digests(chain: Chai
 
 
 def test_generation_refuses_bad_input_before_recording(chain: Chain, tmp_path: Path) -> None:
-    out = Artifact.from_path(_write_rows(tmp_path / "s.csv", SEEDS))
-    seed = chain.ingest(_write_rows(tmp_path / "seed.csv", SEEDS))
+    out = Artifact.from_path(write_rows(tmp_path / "s.csv", SEEDS))
+    seed = chain.ingest(write_rows(tmp_path / "seed.csv", SEEDS))
     before = chain.recorder.ledger.size()
     model = Artifact(name="m", sha256="a" * 64)
     with pytest.raises(InputError, match="no BLAKE3"):
@@ -358,7 +343,7 @@ def test_fraction_falls_back_to_bytes_when_a_count_is_not_signed(chain: Chain) -
     w = chain.work
     plain = w / "generated" / "plain.csv"
     # Outputs recorded without their sample count: the fraction is by bytes.
-    _write_rows(plain, [("unsigned count", "pos")])
+    write_rows(plain, [("unsigned count", "pos")])
     record_generation(
         chain.recorder,
         "generate-plain",
@@ -461,7 +446,7 @@ def test_an_outside_model_ingested_with_its_license_ends_the_chain(chain: Chain)
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"open weights, Apache-2.0")
     model_ingest = chain.ingest(weights, license="Apache-2.0", source="https://example.org/m")
-    seed = chain.ingest(_write_rows(w / "seeds" / "seeds.csv", SEEDS))
+    seed = chain.ingest(write_rows(w / "seeds" / "seeds.csv", SEEDS))
     out = w / "generated" / "outside.csv"
     generation = chain.generate(out, Artifact.from_path(weights), None, [seed])
     (w / "o").mkdir()
