@@ -626,8 +626,11 @@ def _what(rec: ParsedRecord) -> str:
 
 
 @contextmanager
-def open_lineage(home: Home) -> Iterator[Lineage]:
-    """open_lineage opens a home's ledger, lineage index, content index and trust store."""
+def open_lineage(
+    home: Home, *, resolvers: Mapping[str, Resolver] | None = None
+) -> Iterator[Lineage]:
+    """open_lineage opens a home's ledger, lineage index, content index and trust store;
+    ``resolvers`` as for :class:`Lineage` (default: the installed ones)."""
     with (
         home.open_ledger() as ledger,
         home.open_lineage_index() as index,
@@ -639,6 +642,7 @@ def open_lineage(home: Home) -> Iterator[Lineage]:
             content=content,
             trust=home.trust(),
             note_verifiers=home.note_verifiers(),
+            resolvers=resolvers,
         )
 
 

@@ -7,13 +7,10 @@ through the ``provgate.resolvers`` entry point.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 
 from prov_core.errors import InputError, NotFoundError, ResolverError
-from prov_core.lineage import Lineage
+from prov_core.lineage import open_lineage
 from prov_core.resolvers import (
     BUILTIN_SCHEMES,
     installed_resolvers,
@@ -105,24 +102,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
         return p
 
 
-@contextmanager
-def _lineage(p: Pipeline, resolvers: dict) -> Iterator[Lineage]:
-    home = p.home
-    with (
-        home.open_ledger() as ledger,
-        home.open_lineage_index() as index,
-        home.open_index() as content,
-    ):
-        yield Lineage(
-            ledger,
-            index,
-            content=content,
-            trust=home.trust(),
-            note_verifiers=home.note_verifiers(),
-            resolvers=resolvers,
-        )
-
-
 def test_a_resolved_uri_walks_and_verifies_like_the_digest_it_names(pipeline: Pipeline) -> None:
     calls: list[str] = []
 
@@ -130,7 +109,7 @@ def test_a_resolved_uri_walks_and_verifies_like_the_digest_it_names(pipeline: Pi
         calls.append(uri)
         return f"blake3:{pipeline.model_b3}"
 
-    with _lineage(pipeline, {"tracker": model}) as lineage:
+    with open_lineage(pipeline.home, resolvers={"tracker": model}) as lineage:
         up = lineage.upstream("tracker:/clf/1")
         assert up.target == "tracker:/clf/1"
         assert up.roots == (pipeline.train,)
@@ -144,7 +123,9 @@ def test_a_resolved_uri_walks_and_verifies_like_the_digest_it_names(pipeline: Pi
 
 def test_a_resolved_digest_no_record_names_is_not_found_naming_both(pipeline: Pipeline) -> None:
     with (
-        _lineage(pipeline, {"tracker": lambda uri: "sha256:" + "0" * 64}) as lineage,
+        open_lineage(
+            pipeline.home, resolvers={"tracker": lambda uri: "sha256:" + "0" * 64}
+        ) as lineage,
         pytest.raises(NotFoundError, match=r"tracker:/clf/2 resolves to sha256:0{64}: no record"),
     ):
         lineage.upstream("tracker:/clf/2")
