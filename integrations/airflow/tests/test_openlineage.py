@@ -252,8 +252,10 @@ def test_the_facet_is_found_by_instance_outside_the_task_runner(
         found = facet(failed_try, TaskInstanceState.FAILED)
         assert (found.logIndex, found.envelopeSha256) == (first.log_index, first.envelope_sha256)
         assert facet(tis["count"], TaskInstanceState.RUNNING) is None
-        # An ingest record is not filed by instance: only its task runner knows it.
-        assert facet(tis["ingest"], TaskInstanceState.SUCCESS) is None
+        # An ingest record carries its task instance's identity too (in its predicate).
+        (ingest,) = tries(emitted.home, [DAG_ID, "ingest", emitted.run_id, -1])
+        found = facet(tis["ingest"], TaskInstanceState.SUCCESS)
+        assert (found.logIndex, found.envelopeSha256) == (ingest.log_index, ingest.envelope_sha256)
 
         def edit(st: dict[str, Any]) -> None:
             st["predicate"]["buildDefinition"]["internalParameters"]["orchestrator"]["error"] = "-"
