@@ -97,15 +97,16 @@ def argument_runs(arguments: Mapping[str, Any]) -> list[UUID]:
     Prefect's own ``task_inputs`` also match the *components* of an argument by
     ``id()``, so a shared immutable inside one run's result (an interned string such
     as ``"rows"``, the empty tuple) would link unrelated runs; only the arguments
-    themselves, and the items of a list, tuple or dict argument, count here.
+    themselves, and the items of a list, tuple or dict argument, count here, and
+    each match is checked against what that run returned (:mod:`prov_prefect.results`:
+    a freed result's ``id()`` can be reused by an unrelated value).
     """
-    from prefect.utilities.engine import get_state_for_result
+    from prov_prefect.results import came_from
 
     ids: list[UUID] = []
 
     def note(value: Any) -> None:
-        found = get_state_for_result(value)
-        run_id = found[0].state_details.task_run_id if found else None
+        run_id = came_from(value)
         if run_id is not None and run_id not in ids:
             ids.append(run_id)
 
@@ -352,7 +353,9 @@ def _record_step(
 def record_completed(t: TaskTry, value: Any) -> Attestation:
     """record_completed makes the node of a try whose function returned ``value``."""
     from prov_core.step import Attestation
+    from prov_prefect.results import remember
 
+    remember(t.run.id, value)
     own = value if isinstance(value, Attestation) else getattr(value, "attestation", None)
     if isinstance(own, Attestation):  # the task recorded its own node (ingest, snapshot)
         _publish(t, own, inputs=[], outputs=[], files={}, state="completed")

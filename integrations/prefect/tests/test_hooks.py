@@ -395,3 +395,50 @@ def test_a_shared_constant_inside_a_result_links_no_other_run(tmp_path, cfg) -> 
         "resolvedDependencies"
     ]
     assert deps == [ingests[0].attestation.descriptor()]
+
+
+def test_a_recycled_result_id_links_no_other_run(tmp_path, cfg) -> None:
+    """Prefect finds an argument's run by ``id()``; for values that take no weak reference
+    (str, Path, list, ...) a freed result's address can be reused by an unrelated value,
+    which Prefect then matches to the old run (PrefectHQ/prefect#20558). Emulated here by
+    filing an unrelated string under the first run's result entry, as a reused address
+    would: the task called with it names no input, the one called with the real result
+    names that run's record."""
+    from prefect.context import FlowRunContext
+
+    @provenance(config=cfg)
+    @task
+    def produce() -> str:
+        return "produced-" + "x" * 40  # built at run time: not interned
+
+    @provenance(config=cfg)
+    @task
+    def consume(text: str, name: str) -> Path:
+        out = tmp_path / f"{name}.txt"
+        out.write_text(text)
+        return out
+
+    @provenance_flow(config=cfg)
+    @flow
+    def pipeline():
+        produced = produce()
+        unrelated = "unrelated-" + "y" * 40
+        ctx = FlowRunContext.get()
+        assert ctx is not None
+        ctx.run_results[id(unrelated)] = ctx.run_results[id(produced)]  # a reused address
+        consume(produced, "real")
+        consume(unrelated, "recycled")
+        return get_run_context().flow_run.id
+
+    flow_run_id = pipeline()
+    home = cfg.open_home()
+    nodes = {n.task_run_name: n for n in read_flow_nodes(flow_run_id)}
+    (producer,) = [n for name, n in nodes.items() if name.startswith("produce")]
+
+    consumers = {}
+    for name, node in nodes.items():
+        if name.startswith("consume"):
+            build = _statement(home, node.attestation.log_index)["predicate"]["buildDefinition"]
+            consumers[build["externalParameters"]["parameters"]["name"]] = build
+    assert consumers["real"]["resolvedDependencies"] == [producer.attestation.descriptor()]
+    assert consumers["recycled"]["resolvedDependencies"] == []
