@@ -12,6 +12,7 @@ shipped example policies refuse or allow on what it finds.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -476,3 +477,21 @@ def test_the_example_runs(tmp_path: Path) -> None:
     assert "synthetic only: refused [synthetic-fraction]" in out
     assert "unlicensed seed: refused [known-license, synthetic-licensed-sources]" in out
     assert "generation depth 2: refused [generation-depth]" in out
+    # docs/integrations.md shows this output: each of its lines is one of these, in order
+    # (`<commit>` stands for a commit id, `...` for text left out)
+    shown = _doc_output("Synthetic data")
+    printed = iter(out.splitlines())
+    for line in shown:
+        pattern = re.escape(line).replace(re.escape("<commit>"), "[0-9a-f]{64}")
+        pattern = pattern.replace(re.escape("..."), ".*")
+        assert any(re.fullmatch(pattern, p) for p in printed), (line, out)
+
+
+def _doc_output(section: str) -> list[str]:
+    """The lines of the one output block (a fence without a language) of a section of
+    docs/integrations.md."""
+    doc = (REPO / "docs" / "integrations.md").read_text()
+    text = doc.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [b for lang, b in re.findall(r"\n```(\w*)\n(.*?)\n```\n", text, re.S) if not lang]
+    assert len(blocks) == 1, blocks
+    return blocks[0].splitlines()
