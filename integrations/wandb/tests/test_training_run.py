@@ -2,7 +2,9 @@
 offline run wrote (its transaction log) and from the provgate ledger.
 
 The shared training run is ``_train.py`` run as its own process (the ``trained``
-fixture); the refusal and failure cases run in this process.
+fixture); the refusal and failure cases run in this process. A run's log is read once
+W&B has written all of it: after the training process ended, or after
+``finished_records`` (``_txlog``) for a run of this process.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 import wandb
-from _txlog import of_type, read_records
+from _txlog import finished_records, of_type, read_finished
 from _world import Trained
 from prov_wandb import DATASET_PREFIX, training_run
 
@@ -26,13 +28,13 @@ from tests.tracker_world import World
 
 
 def _artifacts(trained: Trained) -> dict[str, Any]:
-    return {a.name: a for a in of_type(read_records(trained.sync_file), "artifact")}
+    return {a.name: a for a in of_type(read_finished(trained.sync_file), "artifact")}
 
 
-def _summary(sync_file: Path) -> dict[str, Any]:
+def _summary(records: list[Any]) -> dict[str, Any]:
     """The run's summary as the log holds it (updates applied in order)."""
     summary: dict[str, Any] = {}
-    for record in of_type(read_records(sync_file), "summary"):
+    for record in of_type(records, "summary"):
         for item in record.update:
             if item.key:
                 summary[item.key] = json.loads(item.value_json)
@@ -124,11 +126,12 @@ def test_the_model_artifact_carries_our_digests_and_both_records(
 def test_config_and_summary_name_the_inputs_and_records(trained: Trained, world: World) -> None:
     r = trained.result
     config = {}
-    for record in of_type(read_records(trained.sync_file), "config"):
+    records = read_finished(trained.sync_file)
+    for record in of_type(records, "config"):
         for item in record.update:
             config[item.key] = json.loads(item.value_json)
     assert config["provgate"] == {"inputs": [world.pinned]}
-    summary = _summary(trained.sync_file)["provgate"]
+    summary = _summary(records)["provgate"]
     assert summary["gate"]["result"] == "passed"
     assert summary["gate"]["log_index"] == r["gate"]["log_index"]
     assert summary["training"]["result"] == "recorded"
@@ -145,19 +148,19 @@ def _offline_run(name: str) -> Any:
 def test_a_refused_gate_runs_no_training_code_and_says_so_in_the_summary(world: World) -> None:
     before = world.ledger_size()
     ran = []
-    with _offline_run("refused") as wb:
-        with (
-            pytest.raises(GateRefused, match="unpinned") as refused,
-            training_run(["provgate://corpus/main"], home=world.home),
-        ):
-            ran.append(True)
-        sync_file = Path(wb.settings.sync_file)
+    with (
+        _offline_run("refused") as wb,
+        pytest.raises(GateRefused, match="unpinned") as refused,
+        training_run(["provgate://corpus/main"], home=world.home),
+    ):
+        ran.append(True)
     assert ran == []
     vsa = refused.value.decision.vsa  # type: ignore[attr-defined]
     assert world.ledger_size() == before + 1 == vsa.log_index + 1  # the refusal only
-    assert _summary(sync_file)["provgate"]["gate"]["result"] == "refused"
-    assert _summary(sync_file)["provgate"]["gate"]["log_index"] == vsa.log_index
-    assert of_type(read_records(sync_file), "artifact") == []
+    records = finished_records(wb)
+    assert _summary(records)["provgate"]["gate"]["result"] == "refused"
+    assert _summary(records)["provgate"]["gate"]["log_index"] == vsa.log_index
+    assert of_type(records, "artifact") == []
 
 
 def test_training_code_that_raises_or_logs_no_model_records_no_training(world: World) -> None:
@@ -173,10 +176,10 @@ def test_training_code_that_raises_or_logs_no_model_records_no_training(world: W
             training_run([world.pinned], home=world.home),
         ):
             pass
-        sync_file = Path(wb.settings.sync_file)
     assert world.ledger_size() == before + 2  # two gate decisions, no training record
-    assert _summary(sync_file)["provgate"]["training"]["result"] == "not-recorded"
-    assert {a.type for a in of_type(read_records(sync_file), "artifact")} == {"dataset"}
+    records = finished_records(wb)
+    assert _summary(records)["provgate"]["training"]["result"] == "not-recorded"
+    assert {a.type for a in of_type(records, "artifact")} == {"dataset"}
 
 
 def test_bad_input_is_refused_before_anything_is_recorded(world: World, tmp_path: Path) -> None:
