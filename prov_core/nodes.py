@@ -204,7 +204,11 @@ def ensure_branch(store: SnapshotStore, repo: str, branch: str) -> bool:
         try:  # a new repository; an existing one that lacks branch main stays an error
             store.create_repository(repo, "main")
         except InputError:
-            raise missing from None
+            try:  # another worker may have created it since: then its main is there
+                store.resolve(repo, branch)
+            except NotFoundError:
+                raise missing from None
+            return False
         return True
     return False
 
