@@ -1,62 +1,106 @@
-"""A home's SQLite index files (content index, lineage index): open, check, transact, close.
+"""A home's index databases (content index, lineage index): open, check, transact, close.
 
-Both are caches of what the ledger says, one SQLite file each in WAL mode,
-with a ``meta`` table naming their schema and version. :class:`SQLiteIndex`
-opens such a file (creating its tables), refuses a file of another schema
-or version with a :class:`~prov_core.errors.ConfigError` naming it (an index
-that can be rebuilt from the ledger, ``rebuildable``, is instead emptied and
-recreated at the new version, in one transaction), and runs transactions
-whose ``sqlite3`` errors become :class:`~prov_core.errors.LedgerError`.
+Both are caches of what the ledger says, with a ``meta`` table naming their
+schema. :class:`IndexDatabase` opens one at a *location*:
+
+- a path: one SQLite file in WAL mode (the embedded default), whose tables it
+  creates. A file of another schema or version is refused with a
+  :class:`~prov_core.errors.ConfigError` naming it; an index that can be
+  rebuilt from the ledger (``rebuildable``) is instead emptied and recreated
+  at the new version, in one transaction;
+- a ``postgresql://`` URL: the component's prefixed tables in that database
+  (:mod:`prov_core._postgres`), brought to the newest version by the
+  ``migrations`` steps, written in the same SQL as the SQLite tables.
+
+Transactions run the same statements on either (:mod:`prov_core._sql`);
+driver errors become :class:`~prov_core.errors.LedgerError`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Self
 
+from prov_core._sql import Database, SQLiteDatabase, Tx
 from prov_core.errors import ConfigError, LedgerError
 
-__all__ = ["SQLiteIndex"]
+__all__ = ["IndexDatabase"]
 
 
-class SQLiteIndex:
-    """SQLiteIndex is the file handling both index classes share (module docstring)."""
+class IndexDatabase:
+    """IndexDatabase is the storage both index classes share (module docstring)."""
 
     what: ClassVar[str] = "index"  # "content index", "lineage index": named in errors
     schema: ClassVar[str] = ""
     version: ClassVar[int] = 1
     tables: ClassVar[Sequence[str]] = ()
+    """tables is the SQLite schema (``CREATE ... IF NOT EXISTS``), current version."""
+    migrations: ClassVar[Sequence[Sequence[str]]] = ()
+    """migrations are the PostgreSQL schema's steps: ``migrations[v - 1]`` makes version v."""
+    prefix: ClassVar[str] = ""
+    """prefix starts the names of this index's tables in a PostgreSQL database."""
     pragmas: ClassVar[Sequence[str]] = ()
     stale_hint: ClassVar[str] = ""  # what to do about a file of another version
     #: A cache built wholly from the ledger: a file of an older version of the same
     #: schema is emptied and recreated (its next catch-up re-reads the ledger).
     rebuildable: ClassVar[bool] = False
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
+    def __init__(self, location: str | Path, *, busy_timeout: float = 30.0) -> None:
+        """__init__ opens the index at a path (SQLite) or a ``postgresql://`` URL."""
+        from prov_core._postgres import is_postgres_url
+
+        self._db: Database | None = None
+        if is_postgres_url(location):
+            self.path: Path | None = None
+            self._db = self._open_postgres(str(location), busy_timeout)
+            self.where = self._db.where
+        else:
+            self.path = Path(location)
+            self.where = str(self.path)
+            self._db = self._open_sqlite(self.path, busy_timeout)
+
+    # -- PostgreSQL -----------------------------------------------------------
+
+    def _open_postgres(self, url: str, busy_timeout: float) -> Database:
+        from prov_core._postgres import PostgresDatabase, PostgresDialect
+
+        dialect = PostgresDialect(self.prefix, [ddl for step in self.migrations for ddl in step])
+        db = PostgresDatabase(
+            url, dialect, what=self.what, error=LedgerError, lock_timeout=busy_timeout
+        )
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            db.migrate(self.migrations, schema=self.schema)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    # -- SQLite ---------------------------------------------------------------
+
+    def _open_sqlite(self, path: Path, busy_timeout: float) -> Database:
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"cannot open the {self.what} {self.path}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
+            raise LedgerError(f"cannot open the {self.what} {path}: {exc}") from exc
+        db = SQLiteDatabase(conn, path)
+        self._db = db
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             for pragma in self.pragmas:
                 conn.execute(pragma)
-            with self._tx():
+            with self._tx() as tx:
                 for ddl in self.tables:
-                    conn.execute(ddl)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
+                    tx.execute(ddl)
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?), ('version', ?)"
+                    " ON CONFLICT (key) DO NOTHING",
                     (self.schema, str(self.version)),
                 )
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -64,15 +108,15 @@ class SQLiteIndex:
                 self._recreate()
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except (sqlite3.Error, LedgerError) as exc:
-            conn.close()
-            self._conn = None
-            raise ConfigError(f"{self.path} is not a usable provgate {self.what}: {exc}") from exc
+            db.close()
+            raise ConfigError(f"{path} is not a usable provgate {self.what}: {exc}") from exc
         if meta.get("schema") != self.schema or meta.get("version") != str(self.version):
-            self.close()
+            db.close()
             raise ConfigError(
-                f"{self.path} is not a provgate {self.what} of version {self.version} "
+                f"{path} is not a provgate {self.what} of version {self.version} "
                 f"(meta {meta}){self.stale_hint}"
             )
+        return db
 
     def _outdated(self, meta: dict[str, str]) -> bool:
         """_outdated: a rebuildable index of this schema at an older version."""
@@ -86,51 +130,45 @@ class SQLiteIndex:
 
     def _recreate(self) -> None:
         """_recreate drops every table and creates this version's, in one transaction."""
-        with self._tx() as conn:
-            current = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        with self._tx() as tx:
+            current = tx.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
             if current is not None and current[0] == str(self.version):
                 return  # another process recreated it while this one waited
             names = [
                 str(r[0])
-                for r in conn.execute(
+                for r in tx.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'table'"
                     " AND name NOT LIKE 'sqlite_%'"
                 )
             ]
             for name in names:
-                conn.execute(f'DROP TABLE "{name}"')
+                tx.execute(f'DROP TABLE "{name}"')
             for ddl in self.tables:
-                conn.execute(ddl)
-            conn.execute(
+                tx.execute(ddl)
+            tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema', ?), ('version', ?)",
                 (self.schema, str(self.version)),
             )
 
+    # -- both -----------------------------------------------------------------
+
     @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """_tx runs one transaction (BEGIN IMMEDIATE when writing); errors become LedgerError."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise LedgerError(f"{self.what} {self.path} is closed")
-            try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise LedgerError(f"{self.what} {self.path}: {exc}") from exc
+    def _tx(self, *, write: bool = True) -> Iterator[Tx]:
+        """_tx runs one transaction; driver errors become LedgerError."""
+        db = self._db
+        if db is None:
+            raise LedgerError(f"{self.what} {self.where} is closed")
+        try:
+            with db.transaction(write=write) as tx:
+                yield tx
+        except db.errors as exc:
+            raise LedgerError(f"{self.what} {db.where}: {db.message(exc)}") from exc
 
     def close(self) -> None:
         """close releases the database; the index may be reopened."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     def __enter__(self) -> Self:
         return self

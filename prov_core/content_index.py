@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from prov_core._sqlite_index import SQLiteIndex
+from prov_core._index_db import IndexDatabase
 from prov_core.errors import InputError
 
 if TYPE_CHECKING:
@@ -62,6 +62,15 @@ _TABLES = (
     " commit_id TEXT NOT NULL, log_index INTEGER NOT NULL, envelope_sha256 TEXT NOT NULL,"
     " PRIMARY KEY (scheme, repository, commit_id)) WITHOUT ROWID",
 )
+# PostgreSQL: the same tables, in one step (tables content_*).
+_MIGRATIONS = ((*_TABLES, f"INSERT INTO meta (key, value) VALUES ('schema', '{SCHEMA_NAME}')"),)
+_UPSERT_CONTENT = (
+    "INSERT INTO content (blake3, log_index, envelope_sha256, predicate_type) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (blake3, log_index) DO UPDATE"
+    " SET envelope_sha256 = excluded.envelope_sha256, predicate_type = excluded.predicate_type"
+)
+BATCH: Final = 2000
+"""BATCH is how many ledger entries one catch-up transaction reads."""
 
 
 @dataclass(frozen=True, order=True)
@@ -73,13 +82,19 @@ class RecordRef:
     predicate_type: str = ""
 
 
-class ContentIndex(SQLiteIndex):
-    """ContentIndex is the SQLite index described in the module docstring."""
+class ContentIndex(IndexDatabase):
+    """ContentIndex is the index described in the module docstring.
+
+    Opened at a path (SQLite) or at the home's ``postgresql://`` URL (tables
+    ``content_*`` beside the ledger's).
+    """
 
     what = "content index"
     schema = SCHEMA_NAME
     version = SCHEMA_VERSION
     tables = _TABLES
+    migrations = _MIGRATIONS
+    prefix = "content_"
 
     def add_content(self, digests: Iterable[str], record: RecordRef) -> None:
         """add_content says that ``record`` covers every BLAKE3 (hex) in ``digests``."""
@@ -89,12 +104,8 @@ class ContentIndex(SQLiteIndex):
             if not isinstance(d, str) or not _HEX64.fullmatch(d):
                 raise InputError(f"content digest {d!r} is not 64 lowercase hex characters")
             rows.append((d, record.log_index, record.envelope_sha256, record.predicate_type))
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO content"
-                " (blake3, log_index, envelope_sha256, predicate_type) VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        with self._tx() as tx:
+            tx.executemany(_UPSERT_CONTENT, rows)
 
     def catch_up(self, ledger: Ledger) -> int:
         """catch_up indexes the outputs of step records appended since its last run.
@@ -104,32 +115,39 @@ class ContentIndex(SQLiteIndex):
         ``runDetails.byproducts[*].annotations.blake3``; entries that are not
         step records, or that do not parse, add nothing (the index only
         locates records: the gate verifies whatever it finds).
+
+        Each batch of up to :data:`BATCH` entries is one transaction that
+        first locks the ``schema`` row of ``meta`` (PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already holds the file's write lock), so the
+        catch-ups of many processes take turns and each starts where the
+        last committed one stopped.
         """
         from prov_core.statement import SLSA_PROVENANCE_V1
 
-        with self._tx() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'steps_indexed_to'").fetchone()
-        start = int(row[0]) if row else 0
         size = ledger.size()
-        if start >= size:
-            return 0
-        rows = [
-            (b3, index, hashlib.sha256(leaf).hexdigest(), SLSA_PROVENANCE_V1)
-            for index, leaf in ledger.entries(start, size)
-            for b3 in _step_outputs(leaf, SLSA_PROVENANCE_V1)
-        ]
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO content"
-                " (blake3, log_index, envelope_sha256, predicate_type) VALUES (?, ?, ?, ?)",
-                rows,
-            )
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('steps_indexed_to', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), ?)",
-                (str(size), size),
-            )
-        return size - start
+        done = 0
+        while True:
+            with self._tx() as tx:
+                tx.execute(f"SELECT value FROM meta WHERE key = 'schema'{tx.dialect.for_update}")
+                row = tx.execute("SELECT value FROM meta WHERE key = 'steps_indexed_to'").fetchone()
+                start = int(row[0]) if row else 0
+                if start >= size:
+                    return done
+                stop = min(size, start + BATCH)
+                tx.executemany(
+                    _UPSERT_CONTENT,
+                    [
+                        (b3, index, hashlib.sha256(leaf).hexdigest(), SLSA_PROVENANCE_V1)
+                        for index, leaf in ledger.entries(start, stop)
+                        for b3 in _step_outputs(leaf, SLSA_PROVENANCE_V1)
+                    ],
+                )
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('steps_indexed_to', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(stop),),
+                )
+                done += stop - start
 
     def covering(
         self, digests: Iterable[str], *, ledger: Ledger | None = None
@@ -144,11 +162,11 @@ class ContentIndex(SQLiteIndex):
             self.catch_up(ledger)
         wanted = sorted(set(digests))
         out: dict[str, list[RecordRef]] = {}
-        with self._tx() as conn:
+        with self._tx(write=False) as tx:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
+                rows = tx.execute(
                     "SELECT blake3, log_index, envelope_sha256, predicate_type FROM content"
                     f" WHERE blake3 IN ({marks}) ORDER BY blake3, log_index",
                     chunk,
@@ -160,18 +178,19 @@ class ContentIndex(SQLiteIndex):
     def put_snapshot(self, scheme: str, repository: str, commit_id: str, record: RecordRef) -> None:
         """put_snapshot records that ``record`` is the snapshot record of the commit."""
         _check_ref(record)
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots"
-                " (scheme, repository, commit_id, log_index, envelope_sha256)"
-                " VALUES (?, ?, ?, ?, ?)",
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO snapshots (scheme, repository, commit_id, log_index, envelope_sha256)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scheme, repository, commit_id)"
+                " DO UPDATE SET log_index = excluded.log_index,"
+                " envelope_sha256 = excluded.envelope_sha256",
                 (scheme, repository, commit_id, record.log_index, record.envelope_sha256),
             )
 
     def snapshot(self, scheme: str, repository: str, commit_id: str) -> RecordRef | None:
         """snapshot returns where the commit's snapshot record is, or None if not indexed."""
-        with self._tx() as conn:
-            row = conn.execute(
+        with self._tx(write=False) as tx:
+            row = tx.execute(
                 "SELECT log_index, envelope_sha256 FROM snapshots"
                 " WHERE scheme = ? AND repository = ? AND commit_id = ?",
                 (scheme, repository, commit_id),

@@ -199,7 +199,7 @@ def _home_store_opener(home: Home) -> StoreOpener:
 
     def open_store(uri: SnapshotURI) -> SnapshotStore:
         if uri.scheme == "provgate":
-            if not (home.store_path / "store.sqlite").is_file():
+            if home.ledger_url is None and not (home.store_path / "store.sqlite").is_file():
                 raise StoreError(
                     f"the embedded snapshot store {home.store_path} does not exist or was "
                     "removed; commit snapshots with `provgate snapshot commit` first"

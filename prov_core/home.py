@@ -13,6 +13,14 @@ Layout (created by :func:`init_home`, idempotently)::
                                (prov_core.lineage_index; a cache rebuilt from the ledger)
       store/                   the embedded snapshot store (prov_core.snapshots.local)
 
+When the ledger is on PostgreSQL (``PROVGATE_LEDGER_URL``, or a
+``postgresql://`` URL as config ``ledger``), so are the content index, the
+lineage index and the snapshot store's refs, commits and staging, each in
+its own prefixed tables of that database (``ledger_``, ``content_``,
+``lineage_``, ``store_``; docs/scaling.md): the home's ``*.sqlite`` files are
+not created, and every worker pointed at the URL shares one truth. The
+store's blobs stay under ``store/objects/``, which the workers then share.
+
 ``origin`` names the log in its checkpoints (C2SP tlog-checkpoint origin line)
 and is the signed-note key name of every key of this home. The signing key is
 the newest active key of the trust store held in ``keys/`` (the store may also
@@ -98,7 +106,7 @@ class Home:
         """Open (creating if needed) the content index of this home."""
         from prov_core.content_index import ContentIndex
 
-        return ContentIndex(self.index_path)
+        return ContentIndex(self.ledger_url or self.index_path)
 
     def open_samples(self) -> SampleStore:
         """The store of ingests' sorted sample ids (``samples/``, see prov_core.sample_store)."""
@@ -110,13 +118,13 @@ class Home:
         """Open (creating if needed) the lineage index of this home (not caught up)."""
         from prov_core.lineage_index import LineageIndex
 
-        return LineageIndex(self.lineage_path)
+        return LineageIndex(self.ledger_url or self.lineage_path)
 
     def open_store(self) -> LocalStore:
         """Open (creating if needed) the embedded snapshot store of this home."""
         from prov_core.snapshots.local import LocalStore
 
-        return LocalStore(self.store_path)
+        return LocalStore(self.store_path, database=self.ledger_url)
 
     def trust(self) -> TrustStore:
         """Load the trust store (fresh from disk each call)."""
@@ -159,6 +167,7 @@ class Home:
 
         None means the embedded SQLite ledger at :attr:`ledger_path`. Keep
         passwords in the environment (or ``~/.pgpass``), not in config.json.
+        The indexes and the store's metadata live in the same database.
         """
         url = os.environ.get("PROVGATE_LEDGER_URL") or self.ledger_name
         return url if url.startswith(("postgresql://", "postgres://")) else None
@@ -282,6 +291,10 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
             created = True
         ledger_existed = home.ledger_url is not None or home.ledger_path.exists()
         home.open_ledger().close()
+        if home.ledger_url is not None:  # apply the other components' migrations too
+            home.open_index().close()
+            home.open_lineage_index().close()
+            home.open_store().close()
     return home, created or not ledger_existed
 
 

@@ -62,15 +62,15 @@ import base64
 import hashlib
 import json
 import re
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from prov_core._sqlite_index import SQLiteIndex
+from prov_core._index_db import IndexDatabase
 from prov_core.errors import InputError
 
 if TYPE_CHECKING:
+    from prov_core._sql import Dialect, Tx
     from prov_core.content_index import ContentIndex
     from prov_core.ledger.base import Ledger
 
@@ -117,7 +117,7 @@ ROLES: Final = ("output", "subject", "manifest", "object", "envelope")
 object a snapshot holds; ``envelope`` the SHA-256 of the record's own envelope."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_TABLES = (
+_TABLES_V1 = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS nodes (log_index INTEGER PRIMARY KEY,"
     " envelope_sha256 TEXT NOT NULL, predicate_type TEXT NOT NULL, kind TEXT NOT NULL,"
@@ -136,22 +136,52 @@ _TABLES = (
     " commit_id TEXT NOT NULL, log_index INTEGER NOT NULL,"
     " PRIMARY KEY (store, repository, commit_id, log_index)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS commits_id ON commits (commit_id)",
+)
+_TABLES_V2 = (
     "CREATE TABLE IF NOT EXISTS attempts (system TEXT NOT NULL, instance TEXT NOT NULL,"
     " attempt INTEGER, log_index INTEGER NOT NULL,"
     " PRIMARY KEY (system, instance, log_index)) WITHOUT ROWID",
 )
 _DROP = ("nodes", "edges", "digests", "commits", "attempts")
+_EMPTY = (
+    *(f"DELETE FROM {table}" for table in _DROP),
+    "DELETE FROM meta WHERE key = 'indexed_to'",
+)
+# PostgreSQL: the same tables, one step per version; a new version empties the
+# cache (the next catch-up re-reads the ledger), as a SQLite file is rebuilt.
+_MIGRATIONS = (
+    (*_TABLES_V1, f"INSERT INTO meta (key, value) VALUES ('schema', '{SCHEMA_NAME}')"),
+    (*_TABLES_V2, *_EMPTY),
+)
+_UPSERT_NODE = (
+    "INSERT INTO nodes (log_index, envelope_sha256, predicate_type, kind, keyid, name,"
+    " source_uri, license) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_index) DO UPDATE"
+    " SET envelope_sha256 = excluded.envelope_sha256, predicate_type = excluded.predicate_type,"
+    " kind = excluded.kind, keyid = excluded.keyid, name = excluded.name,"
+    " source_uri = excluded.source_uri, license = excluded.license"
+)
+_NODE_COLUMNS = (
+    "n.log_index, n.envelope_sha256, n.predicate_type, n.kind, n.keyid, n.name,"
+    " n.source_uri, n.license"
+)
+_SET_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
-# The recursive walks. UNION (not UNION ALL) keeps each node once, so a walk
-# ends on cycles and visits a shared ancestor once however many paths lead to it.
-_UP = (
-    "WITH RECURSIVE walk(n) AS (SELECT value FROM json_each(?)"
-    " UNION SELECT e.parent FROM edges e JOIN walk ON e.child = walk.n)"
-)
-_DOWN = (
-    "WITH RECURSIVE walk(n) AS (SELECT value FROM json_each(?)"
-    " UNION SELECT e.child FROM edges e JOIN walk ON e.parent = walk.n)"
-)
+
+def _walk(dialect: Dialect, *, down: bool) -> str:
+    """_walk is the recursive walk from the roots of one parameter (:meth:`Dialect.ints`).
+
+    UNION (not UNION ALL) keeps each node once, so a walk ends on cycles and
+    visits a shared ancestor once however many paths lead to it.
+    """
+    step = (
+        "e.child FROM edges e JOIN walk ON e.parent = walk.n"
+        if down
+        else "e.parent FROM edges e JOIN walk ON e.child = walk.n"
+    )
+    return f"WITH RECURSIVE walk(n) AS (SELECT value FROM {dialect.ints('r')} UNION SELECT {step})"
 
 
 @dataclass(frozen=True)
@@ -502,14 +532,20 @@ def parse_record(log_index: int, leaf: bytes) -> ParsedRecord:
 # The index
 
 
-class LineageIndex(SQLiteIndex):
-    """LineageIndex is the SQLite edge index described in the module docstring."""
+class LineageIndex(IndexDatabase):
+    """LineageIndex is the edge index described in the module docstring.
+
+    Opened at a path (SQLite) or at the home's ``postgresql://`` URL (tables
+    ``lineage_*`` beside the ledger's).
+    """
 
     rebuildable = True
     what = "lineage index"
     schema = SCHEMA_NAME
     version = SCHEMA_VERSION
-    tables = _TABLES
+    tables = (*_TABLES_V1, *_TABLES_V2)
+    migrations = _MIGRATIONS
+    prefix = "lineage_"
     pragmas = ("PRAGMA mmap_size = 268435456",)  # walks touch pages all over the file
     stale_hint = "; delete it and it is rebuilt from the ledger"
 
@@ -517,8 +553,8 @@ class LineageIndex(SQLiteIndex):
 
     def indexed_to(self) -> int:
         """indexed_to is the number of ledger entries indexed so far."""
-        with self._tx(write=False) as conn:
-            return _meta_int(conn, "indexed_to")
+        with self._tx(write=False) as tx:
+            return _meta_int(tx, "indexed_to")
 
     def catch_up(self, ledger: Ledger, content: ContentIndex | None = None) -> int:
         """catch_up indexes the entries appended since the last run; returns how many it read.
@@ -530,65 +566,58 @@ class LineageIndex(SQLiteIndex):
         size = ledger.size()
         done = 0
         while True:
-            with self._tx() as conn:
-                start = self._check_origin(conn, ledger)
+            with self._tx() as tx:
+                start = self._check_origin(tx, ledger)
                 if start >= size:
                     return done
                 stop = min(size, start + BATCH)
                 for i, leaf in ledger.entries(start, stop):
-                    self._add(conn, parse_record(i, leaf), content)
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('indexed_to', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(stop),),
-                )
+                    self._add(tx, parse_record(i, leaf), content)
+                tx.execute(_SET_META, ("indexed_to", str(stop)))
                 done += stop - start
 
-    def _check_origin(self, conn: sqlite3.Connection, ledger: Ledger) -> int:
-        """_check_origin returns ``indexed_to``, after dropping an index of another log."""
-        start = _meta_int(conn, "indexed_to")
-        origin = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+    def _check_origin(self, tx: Tx, ledger: Ledger) -> int:
+        """_check_origin returns ``indexed_to``, after dropping an index of another log.
+
+        It first locks the ``schema`` row of ``meta`` (PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already holds the file's write lock), so catch-ups
+        of many processes run one batch at a time, each starting where the
+        last committed one stopped: no entry is indexed twice at once, and a
+        record is never indexed before the records it was made from.
+        """
+        tx.execute(f"SELECT value FROM meta WHERE key = 'schema'{tx.dialect.for_update}")
+        start = _meta_int(tx, "indexed_to")
+        origin = tx.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
         stale = origin is not None and origin[0] != ledger.origin
         if not stale and start > 0:
             if start > ledger.size():
                 stale = True
             else:
-                row = conn.execute(
+                row = tx.execute(
                     "SELECT envelope_sha256 FROM nodes WHERE log_index = ?", (start - 1,)
                 ).fetchone()
                 last = hashlib.sha256(ledger.entry(start - 1)).hexdigest()
                 stale = row is None or row[0] != last
         if stale:
-            for table in _DROP:
-                conn.execute(f"DELETE FROM {table}")
+            for ddl in _EMPTY:
+                tx.execute(ddl)
             start = 0
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('origin', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (ledger.origin,),
-        )
-        if stale:
-            conn.execute("DELETE FROM meta WHERE key = 'indexed_to'")
+        tx.execute(_SET_META, ("origin", ledger.origin))
         return start
 
-    def _add(
-        self,
-        conn: sqlite3.Connection,
-        rec: ParsedRecord,
-        content: ContentIndex | None,
-    ) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO nodes (log_index, envelope_sha256, predicate_type, kind,"
-            " keyid, name, source_uri, license) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    def _add(self, tx: Tx, rec: ParsedRecord, content: ContentIndex | None) -> None:
+        text = tx.dialect.text
+        tx.execute(
+            _UPSERT_NODE,
             (
                 rec.log_index,
                 rec.envelope_sha256,
-                rec.predicate_type,
+                text(rec.predicate_type),
                 rec.kind,
-                rec.keyid,
-                rec.name,
-                rec.source_uri,
-                rec.license,
+                text(rec.keyid),
+                text(rec.name),
+                text(rec.source_uri),
+                text(rec.license),
             ),
         )
         edges = [
@@ -597,25 +626,28 @@ class LineageIndex(SQLiteIndex):
             if r.parent != rec.log_index
         ]
         for b3, _ in rec.content_inputs:
-            for parent in self._producers(conn, b3, content, before=rec.log_index):
+            for parent in self._producers(tx, b3, content, before=rec.log_index):
                 edges.append((rec.log_index, parent, "input", b3))
-        conn.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?)", edges)
-        conn.executemany(
-            "INSERT OR IGNORE INTO digests VALUES (?, ?, ?, ?)",
+        tx.executemany("INSERT INTO edges VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", edges)
+        tx.executemany(
+            "INSERT INTO digests VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(d, rec.log_index, role, algo) for d, role, algo in rec.digests],
         )
         if rec.commit is not None:
-            conn.execute(
-                "INSERT OR IGNORE INTO commits VALUES (?, ?, ?, ?)", (*rec.commit, rec.log_index)
+            tx.execute(
+                "INSERT INTO commits VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (*(text(c) for c in rec.commit), rec.log_index),
             )
         if rec.attempt is not None:
-            conn.execute(
-                "INSERT OR IGNORE INTO attempts VALUES (?, ?, ?, ?)", (*rec.attempt, rec.log_index)
+            system, instance, attempt = rec.attempt
+            tx.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (text(system), text(instance), attempt, rec.log_index),
             )
 
     @staticmethod
     def _producers(
-        conn: sqlite3.Connection,
+        tx: Tx,
         b3: str,
         content: ContentIndex | None,
         *,
@@ -624,7 +656,7 @@ class LineageIndex(SQLiteIndex):
         """_producers are the records before ``before`` that made or ingested bytes ``b3``."""
         found = {
             int(r[0])
-            for r in conn.execute(
+            for r in tx.execute(
                 "SELECT log_index FROM digests WHERE digest = ? AND role = 'output'"
                 " AND log_index < ?",
                 (b3, before),
@@ -646,15 +678,15 @@ class LineageIndex(SQLiteIndex):
             sql += " AND algo = ?"
             args.append(algo)
         out: dict[int, set[str]] = {}
-        with self._tx(write=False) as conn:
-            for i, role in conn.execute(sql, args):
+        with self._tx(write=False) as tx:
+            for i, role in tx.execute(sql, args):
                 out.setdefault(int(i), set()).add(str(role))
         return out
 
     def snapshot_records(self, store: str, repository: str, commit_id: str) -> list[int]:
         """snapshot_records are the log indices of the snapshot records of a commit."""
-        with self._tx(write=False) as conn:
-            rows = conn.execute(
+        with self._tx(write=False) as tx:
+            rows = tx.execute(
                 "SELECT log_index FROM commits WHERE store = ? AND repository = ?"
                 " AND commit_id = ? ORDER BY log_index",
                 (store, repository, commit_id),
@@ -670,8 +702,8 @@ class LineageIndex(SQLiteIndex):
         relying on it (:func:`prov_core.nodes.previous_attempt` does).
         """
         key = instance_key(instance)
-        with self._tx(write=False) as conn:
-            rows = conn.execute(
+        with self._tx(write=False) as tx:
+            rows = tx.execute(
                 "SELECT a.log_index, n.envelope_sha256, a.attempt FROM attempts a"
                 " JOIN nodes n ON n.log_index = a.log_index"
                 " WHERE a.system = ? AND a.instance = ? ORDER BY a.log_index",
@@ -681,9 +713,10 @@ class LineageIndex(SQLiteIndex):
 
     def walk(self, roots: Iterable[int], *, down: bool = False) -> set[int]:
         """walk returns ``roots`` and every record reachable from them (one recursive CTE)."""
-        with self._tx(write=False) as conn:
-            rows = conn.execute(
-                f"{_DOWN if down else _UP} SELECT n FROM walk", (json.dumps(list(roots)),)
+        with self._tx(write=False) as tx:
+            rows = tx.execute(
+                f"{_walk(tx.dialect, down=down)} SELECT n FROM walk",
+                (tx.dialect.ints_param(roots),),
             ).fetchall()
         return {int(r[0]) for r in rows}
 
@@ -697,20 +730,20 @@ class LineageIndex(SQLiteIndex):
         child)`` going down), all in one read transaction.
         """
         side = "parent" if down else "child"
-        with self._tx(write=False) as conn:
-            rows = conn.execute(
-                f"{_DOWN if down else _UP} SELECT n FROM walk", (json.dumps(list(roots)),)
+        with self._tx(write=False) as tx:
+            ints = tx.dialect.ints("j")
+            rows = tx.execute(
+                f"{_walk(tx.dialect, down=down)} SELECT n FROM walk",
+                (tx.dialect.ints_param(roots),),
             ).fetchall()
-            reached = json.dumps([r[0] for r in rows])
-            node_rows = conn.execute(
-                "SELECT n.log_index, n.envelope_sha256, n.predicate_type, n.kind,"
-                " n.keyid, n.name, n.source_uri, n.license"
-                " FROM json_each(?) j JOIN nodes n ON n.log_index = j.value",
+            reached = tx.dialect.ints_param(int(r[0]) for r in rows)
+            node_rows = tx.execute(
+                f"SELECT {_NODE_COLUMNS} FROM {ints} JOIN nodes n ON n.log_index = j.value",
                 (reached,),
             ).fetchall()
-            edge_rows = conn.execute(
+            edge_rows = tx.execute(
                 "SELECT e.child, e.parent, e.kind, e.via"
-                f" FROM json_each(?) j JOIN edges e ON e.{side} = j.value",
+                f" FROM {ints} JOIN edges e ON e.{side} = j.value",
                 (reached,),
             ).fetchall()
         nodes = {int(r[0]): Node(*r) for r in node_rows}
@@ -719,13 +752,11 @@ class LineageIndex(SQLiteIndex):
 
     def nodes(self, log_indices: Iterable[int]) -> dict[int, Node]:
         """nodes returns the indexed nodes among ``log_indices``."""
-        wanted = json.dumps(sorted(set(log_indices)))
-        with self._tx(write=False) as conn:
-            rows = conn.execute(
-                "SELECT n.log_index, n.envelope_sha256, n.predicate_type, n.kind, n.keyid,"
-                " n.name, n.source_uri, n.license FROM json_each(?) j"
+        with self._tx(write=False) as tx:
+            rows = tx.execute(
+                f"SELECT {_NODE_COLUMNS} FROM {tx.dialect.ints('j')}"
                 " JOIN nodes n ON n.log_index = j.value",
-                (wanted,),
+                (tx.dialect.ints_param(sorted(set(log_indices))),),
             ).fetchall()
         return {int(r[0]): Node(*r) for r in rows}
 
@@ -740,16 +771,16 @@ class LineageIndex(SQLiteIndex):
         """find returns the records matching every filter given, oldest first.
 
         ``source`` and ``license`` are SQLite GLOB patterns (``*``, ``?``,
-        ``[...]``; case-sensitive; a plain string matches exactly) on ingest
-        records' source URI and SPDX expression; ``keyid`` is the first
-        signature's key id; ``kind`` one of :data:`KINDS`.
+        ``[...]``; case-sensitive; a plain string matches exactly; the same on
+        PostgreSQL) on ingest records' source URI and SPDX expression;
+        ``keyid`` is the first signature's key id; ``kind`` one of :data:`KINDS`.
         """
         where: list[str] = []
         args: list[str] = []
+        globs: list[tuple[str, str]] = []
         for column, value in (("source_uri", source), ("license", license)):
             if value is not None:
-                where.append(f"{column} GLOB ?")
-                args.append(value)
+                globs.append((column, value))
         if keyid is not None:
             where.append("keyid = ?")
             args.append(keyid)
@@ -758,10 +789,12 @@ class LineageIndex(SQLiteIndex):
                 raise InputError(f"record kind {kind!r} is not one of {', '.join(KINDS)}")
             where.append("kind = ?")
             args.append(kind)
-        if not where:
+        if not where and not globs:
             raise InputError("give at least one of source, license, keyid or kind")
-        with self._tx(write=False) as conn:
-            rows = conn.execute(
+        with self._tx(write=False) as tx:
+            where += [tx.dialect.glob(column) for column, _ in globs]
+            args += [tx.dialect.glob_param(pattern) for _, pattern in globs]
+            rows = tx.execute(
                 f"SELECT log_index FROM nodes WHERE {' AND '.join(where)} ORDER BY log_index",
                 args,
             ).fetchall()
@@ -774,17 +807,16 @@ class LineageIndex(SQLiteIndex):
     ) -> None:
         """load_edges writes synthetic ``(log_index, kind, name)`` nodes and ``(child, parent,
         kind)`` edges in one transaction, with no ledger behind them (benchmarks only)."""
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO nodes (log_index, envelope_sha256, predicate_type, kind,"
-                " keyid, name) VALUES (?, '', '', ?, '', ?)",
-                nodes,
+        with self._tx() as tx:
+            tx.executemany(
+                _UPSERT_NODE, [(i, "", "", kind, "", name, None, None) for i, kind, name in nodes]
             )
-            conn.executemany(
-                "INSERT OR IGNORE INTO edges (child, parent, kind) VALUES (?, ?, ?)", edges
+            tx.executemany(
+                "INSERT INTO edges (child, parent, kind) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                edges,
             )
 
 
-def _meta_int(conn: sqlite3.Connection, key: str) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+def _meta_int(tx: Tx, key: str) -> int:
+    row = tx.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return int(row[0]) if row else 0

@@ -149,9 +149,9 @@ def need_service(reason: str | None) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty database on the test server, dropped after the test."""
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """The URL of a fresh, empty database on the test server, dropped afterwards."""
     need_service(postgres_unavailable())
     import uuid
 
@@ -170,26 +170,107 @@ def postgres_url() -> Iterator[str]:
             )
 
 
-def tamper_statement(
-    ledger_path: Path, log_index: int, edit: Callable[[dict[str, Any]], None]
-) -> None:
-    """Edit a record's statement in its SQLite ledger row, as an attacker holding the file
-    but not the key: the payload changes, the signature and the tree's hashes do not."""
-    db = sqlite3.connect(ledger_path, isolation_level=None)
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped after the test."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+HOME_DATABASES = ("sqlite", "postgres")
+"""Where a test home keeps its ledger, indexes and store metadata (the ``home_db`` fixture)."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test using ``home_db`` once per database, except those marked sqlite_only."""
+    if "home_db" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("home_db", ["sqlite"] if only else HOME_DATABASES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_homes() -> Iterator[str]:
+    """One database per test process; each PostgreSQL test home gets a schema in it
+    (a schema costs milliseconds, a database a checkpoint)."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema(database_url: str) -> Iterator[str]:
+    """A URL whose connections create and find their tables in a fresh schema of the database."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"home_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     try:
-        (leaf,) = db.execute("SELECT leaf FROM entries WHERE idx = ?", (log_index,)).fetchone()
-        envelope = json.loads(leaf)
+        yield f"{database_url}?options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+@contextmanager
+def home_database(
+    name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Point the homes opened in the block at SQLite files, or ("postgres") at a fresh
+    PostgreSQL schema through PROVGATE_LEDGER_URL; yields ``name``."""
+    if name == "sqlite":
+        monkeypatch.delenv("PROVGATE_LEDGER_URL", raising=False)
+        yield name
+        return
+    with postgres_schema(request.getfixturevalue("postgres_homes")) as url:
+        monkeypatch.setenv("PROVGATE_LEDGER_URL", url)
+        yield name
+
+
+@pytest.fixture
+def home_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test's homes keep everything in SQLite files, or in PostgreSQL: the test runs
+    once with each (``sqlite_only`` marks the exceptions)."""
+    with home_database(request.param, request, monkeypatch) as name:
+        yield name
+
+
+def tamper_statement(
+    ledger: Path | Any, log_index: int, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """Edit a record's statement in its ledger row, as an attacker holding the database
+    but not the key: the payload changes, the signature and the tree's hashes do not.
+
+    ``ledger`` is a SQLite ledger's path, or a home (its SQLite or PostgreSQL ledger)."""
+    url = getattr(ledger, "ledger_url", None)
+    if url is None:
+        path = getattr(ledger, "ledger_path", ledger)
+        db: Any = sqlite3.connect(path, isolation_level=None)
+        table, mark = "entries", "?"
+    else:
+        import psycopg
+
+        db = psycopg.connect(url, autocommit=True)
+        table, mark = "ledger_entries", "%s"
+    try:
+        (leaf,) = db.execute(
+            f"SELECT leaf FROM {table} WHERE idx = {mark}", (log_index,)
+        ).fetchone()
+        envelope = json.loads(bytes(leaf))
         statement = json.loads(base64.b64decode(envelope["payload"]))
         edit(statement)
         envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
         db.execute(
-            "UPDATE entries SET leaf = ? WHERE idx = ?", (json.dumps(envelope).encode(), log_index)
+            f"UPDATE {table} SET leaf = {mark} WHERE idx = {mark}",
+            (json.dumps(envelope).encode(), log_index),
         )
     finally:
         db.close()
 
 
-def rename_step(ledger_path: Path, log_index: int, name: str) -> None:
+def rename_step(ledger_path: Path | Any, log_index: int, name: str) -> None:
     """Rename a transform step in its signed record (a tampered lineage node)."""
 
     def edit(statement: dict[str, Any]) -> None:

@@ -90,7 +90,7 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, home_db: str) -> Iterator[Env]:
     with demo_home(tmp_path) as parts:
         yield Env(*parts)
 
@@ -468,6 +468,7 @@ def _combined_policy() -> str:
     return DEFAULT_POLICY_TOML + "\n" + BANNED.read_text().replace("version = 1", "")
 
 
+@pytest.mark.sqlite_only  # removes the SQLite store (tests/test_home_postgres.py: PostgreSQL)
 def test_store_unreachable_fails_closed(env: Env, backend: Backend) -> None:
     env.ingest(env.data / "docs")
     snap = backend.snapshot()
@@ -482,6 +483,7 @@ def test_store_unreachable_fails_closed(env: Env, backend: Backend) -> None:
     assert decision.vsa is not None  # the refusal is still recorded
 
 
+@pytest.mark.sqlite_only  # removes the SQLite ledger (tests/test_home_postgres.py: PostgreSQL)
 def test_ledger_unreachable_fails_closed(env: Env, backend: Backend) -> None:
     env.ingest(env.data / "docs")
     snap = backend.snapshot()

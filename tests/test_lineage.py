@@ -53,7 +53,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 @pytest.fixture
-def pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Pipeline]:
+def pipe(tmp_path: Path, capsys: pytest.CaptureFixture[str], home_db: str) -> Iterator[Pipeline]:
     with demo_home(tmp_path) as (home, recorder, store, index, _):
         src = tmp_path / "src"
         a = _write(src / "a.txt", "alpha reviews\n")
@@ -205,6 +205,7 @@ def test_which_models_used_a_source_license_or_key(pipe: Pipeline) -> None:
             lineage.models()
 
 
+@pytest.mark.sqlite_only
 def test_index_catches_up_incrementally_and_rebuilds_for_another_log(
     pipe: Pipeline, tmp_path: Path
 ) -> None:
@@ -265,7 +266,7 @@ def test_untouched_chain_verifies(pipe: Pipeline) -> None:
 
 
 def _tamper_step_name(home: Any, log_index: int, name: str) -> None:
-    rename_step(home.ledger_path, log_index, name)
+    rename_step(home, log_index, name)
 
 
 @pytest.mark.parametrize("indexed_before", [True, False])
@@ -292,6 +293,7 @@ def test_tampered_transform_fails_verify_naming_that_record(
     assert pipe.cli("verify", "--artifact", pipe.small_b3).code == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_replaced_record_breaks_the_link_its_child_signed(pipe: Pipeline) -> None:
     """A record swapped for another validly signed one: the child's signed sha256 names it."""
     db = sqlite3.connect(pipe.home.ledger_path, isolation_level=None)

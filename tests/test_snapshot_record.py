@@ -1,4 +1,4 @@
-"""Snapshot records on the real LocalStore and the real SQLite ledger of a home."""
+"""Snapshot records on the real LocalStore and the real ledger of a home (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, home_db: str) -> Iterator[Env]:
     with demo_home(tmp_path) as parts:
         yield Env(*parts)
 
@@ -242,9 +242,16 @@ def test_listing_edited_in_the_store_names_missing_and_extra(env: Env) -> None:
         env.recorder, env.store, "demo", "main", env.data / "docs", index=env.index
     )
     env.store.close()
-    with sqlite3.connect(env.store.root / "store.sqlite") as db:
-        db.execute("UPDATE entries SET path = 'renamed.md' WHERE path = 'policy.md'")
-    with LocalStore(env.store.root) as reopened:
+    edit = "UPDATE {}entries SET path = 'renamed.md' WHERE path = 'policy.md'"
+    if env.home.ledger_url is None:
+        with sqlite3.connect(env.store.root / "store.sqlite") as db:
+            db.execute(edit.format(""))
+    else:
+        import psycopg
+
+        with psycopg.connect(env.home.ledger_url) as pg:
+            pg.execute(edit.format("store_"))
+    with env.home.open_store() as reopened:
         env.store = reopened
         report = env.verify(result.commit_id)
     kinds = {(p.kind, p.path) for p in report.problems}

@@ -10,6 +10,12 @@ order, ``branch@``) in one directory, by default ``$PROVGATE_HOME/store``::
                                 (2 hex fan-out + 62 hex), mode 0444
       tmp/                      blobs being written (a crash may leave some)
 
+With ``database=`` a ``postgresql://`` URL (a home whose ledger is on
+PostgreSQL), the same tables live in that database, prefixed ``store_``
+(``store_branches``, ``store_staging``, ...), and ``store.sqlite`` is not
+created: many workers on many machines share one set of refs, while the
+blobs stay content-addressed under ``root``, a directory they all mount.
+
 Blobs
     ``write`` streams the data (1 MiB at a time, never whole in memory) into
     ``tmp/`` while hashing it with BLAKE3, then links the file to
@@ -68,6 +74,16 @@ Concurrency
     recovery and cross-process locking in one well-tested place, as the
     ledger already relies on.
 
+    On PostgreSQL the same statements run in READ COMMITTED transactions
+    that lock the branch row: a commit reads the head ``FOR UPDATE``, a
+    staging write or deletion reads it ``FOR SHARE``, so a commit waits for
+    the writes in flight on its branch and new writes wait for the commit,
+    and the staging area a commit reads is the one it clears. The head moves
+    by compare-and-set (``UPDATE ... WHERE head = <the head it read>``; a
+    miss raises StoreError and commits nothing). Reads run in REPEATABLE
+    READ, one snapshot as in SQLite; commits are durable
+    (``synchronous_commit = on``).
+
 Limits: a commit stores its whole listing (one row per object), shared only
 with commits of identical content; lakeFS shares unchanged ranges between
 commits, which a later schema version could adopt. Unreferenced blobs (from
@@ -95,6 +111,7 @@ from typing import BinaryIO, ClassVar, Final, NamedTuple
 
 import blake3
 
+from prov_core._sql import Database, SQLiteDatabase, Tx
 from prov_core.canonical import canonical_json, parse_json
 from prov_core.errors import (
     ConfigError,
@@ -173,21 +190,31 @@ _TABLES = (
     " blob TEXT, size INTEGER NOT NULL, metadata TEXT NOT NULL, mtime INTEGER NOT NULL,"
     " PRIMARY KEY (repo, branch, path)) WITHOUT ROWID",
 )
+# PostgreSQL: the same tables, in one step (tables store_*).
+_MIGRATIONS = ((*_TABLES, f"INSERT INTO meta (key, value) VALUES ('schema', '{SCHEMA_NAME}')"),)
 _TABLE_NAMES = frozenset(
     {"meta", "repositories", "commits", "entries", "branches", "tags", "staging"}
+)
+
+# Stage a write (blob NULL: a deletion) on a branch, replacing what was staged there.
+_STAGE = (
+    "INSERT INTO staging (repo, branch, path, blob, size, metadata, mtime)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, branch, path) DO UPDATE"
+    " SET blob = excluded.blob, size = excluded.size, metadata = excluded.metadata,"
+    " mtime = excluded.mtime"
 )
 
 # One page of a view: the commit's listing overlaid with the branch's staging
 # area (:branch NULL: no staging). :hi NULL: no upper bound.
 _VIEW_PAGE = """
 SELECT path, blob, size, metadata, mtime FROM entries e
- WHERE e.tree = :tree AND e.path > :after AND e.path >= :lo AND (:hi IS NULL OR e.path < :hi)
+ WHERE e.tree = :tree AND e.path > :after AND e.path >= :lo AND (e.path < :hi OR :hi IS NULL)
    AND NOT EXISTS (SELECT 1 FROM staging s
                     WHERE s.repo = :repo AND s.branch = :branch AND s.path = e.path)
 UNION ALL
 SELECT path, blob, size, metadata, mtime FROM staging s
  WHERE s.repo = :repo AND s.branch = :branch AND s.blob IS NOT NULL
-   AND s.path > :after AND s.path >= :lo AND (:hi IS NULL OR s.path < :hi)
+   AND s.path > :after AND s.path >= :lo AND (s.path < :hi OR :hi IS NULL)
 ORDER BY path LIMIT :limit
 """
 
@@ -356,13 +383,17 @@ class LocalStore:
         committer: str | None = None,
         fsync: bool = True,
         busy_timeout: float = 30.0,
+        database: str | None = None,
     ) -> None:
         """__init__ opens (creating if needed) the store at ``root``.
 
         ``root`` defaults to ``$PROVGATE_HOME/store``. ``committer`` names who
         commits (default: the login name). ``fsync=False`` skips the fsyncs
         that make commits survive a power loss (process crashes stay safe):
-        for throwaway stores only.
+        for throwaway stores only. ``database``, a ``postgresql://`` URL, keeps
+        the refs, commits, listings and staging there (tables ``store_*``,
+        migrated on opening) instead of in ``root/store.sqlite``; blobs stay
+        under ``root``, which every writer must then share.
         """
         self.root = Path(root) if root is not None else default_home_path() / "store"
         self.committer = _default_committer() if committer is None else committer
@@ -383,6 +414,10 @@ class LocalStore:
             raise ConfigError(f"store path {self.root} exists and is not a directory") from exc
         except OSError as exc:
             raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}") from exc
+        self._db: Database | None = None
+        if database is not None:
+            self._db = self._open_postgres(database, busy_timeout)
+            return
         db = self.root / _DB
         try:
             conn = sqlite3.connect(
@@ -390,7 +425,6 @@ class LocalStore:
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store database {db}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -400,16 +434,30 @@ class LocalStore:
             self._open_schema(conn, db)
         except sqlite3.Error as exc:
             conn.close()
-            self._conn = None
             if getattr(exc, "sqlite_errorname", "") in _BUSY:
                 raise StoreError(f"store {db} is locked: {exc}") from exc
             raise ConfigError(f"{db} is not a usable provgate store: {exc}") from exc
         except BaseException:
             conn.close()
-            self._conn = None
             raise
+        self._db = SQLiteDatabase(conn, db, fsync=fsync)
 
     # -- database plumbing ---------------------------------------------------
+
+    @staticmethod
+    def _open_postgres(url: str, busy_timeout: float) -> Database:
+        from prov_core._postgres import PostgresDatabase, PostgresDialect
+
+        dialect = PostgresDialect("store_", _TABLES)
+        db = PostgresDatabase(
+            url, dialect, what="snapshot store", error=StoreError, lock_timeout=busy_timeout
+        )
+        try:
+            db.migrate(_MIGRATIONS, schema=SCHEMA_NAME)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @staticmethod
     def _open_schema(conn: sqlite3.Connection, db: Path) -> None:
@@ -443,47 +491,33 @@ class LocalStore:
             )
 
     @contextlib.contextmanager
-    def _tx(
-        self, doing: str, *, write: bool, durable: bool = False
-    ) -> Iterator[sqlite3.Connection]:
+    def _tx(self, doing: str, *, write: bool, durable: bool = False) -> Iterator[Tx]:
         """_tx runs one transaction (a consistent snapshot for reads) under the lock.
 
-        sqlite3 errors become StoreError naming ``doing``; any exception rolls back.
+        Database errors become StoreError naming ``doing``; any exception rolls back.
         """
         with self._lock:
-            conn = self._conn
-            if conn is None:
+            db = self._db
+            if db is None:
                 raise StoreError(f"store {self.root} is closed")
             try:
-                if durable and self.fsync:
-                    conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                finally:
-                    if durable and self.fsync:
-                        conn.execute("PRAGMA synchronous = NORMAL")
-            except sqlite3.Error as exc:
+                with db.transaction(write=write, durable=durable) as tx:
+                    yield tx
+            except db.errors as exc:
                 where = f"store {self.root}: cannot {doing}"
-                if getattr(exc, "sqlite_errorname", "") in _BUSY:
+                if db.is_busy(exc):
                     raise StoreError(f"{where}: the store is locked by another writer") from exc
-                raise StoreError(f"{where}: {exc}") from exc
+                raise StoreError(f"{where}: {db.message(exc)}") from exc
 
     def close(self) -> None:
         """close releases the database connection; the store may be reopened."""
         with self._lock:
-            if self._conn is not None:
+            db, self._db = self._db, None
+            if db is not None:
                 try:
-                    self._conn.close()
-                except sqlite3.Error as exc:
+                    db.close()
+                except db.errors as exc:
                     raise StoreError(f"store {self.root}: cannot close: {exc}") from exc
-                finally:
-                    self._conn = None
 
     def __enter__(self) -> LocalStore:
         return self
@@ -497,57 +531,58 @@ class LocalStore:
     # -- refs -----------------------------------------------------------------
 
     @staticmethod
-    def _require_repo(conn: sqlite3.Connection, repo: str) -> None:
+    def _require_repo(tx: Tx, repo: str) -> None:
         _check_repo(repo)
-        if conn.execute("SELECT 1 FROM repositories WHERE name = ?", (repo,)).fetchone() is None:
+        if tx.execute("SELECT 1 FROM repositories WHERE name = ?", (repo,)).fetchone() is None:
             raise NotFoundError(f"repository {repo!r} not found")
 
     @staticmethod
-    def _branch_head(conn: sqlite3.Connection, repo: str, branch: str) -> str:
-        row = conn.execute(
-            "SELECT head FROM branches WHERE repo = ? AND name = ?", (repo, branch)
+    def _branch_head(tx: Tx, repo: str, branch: str, *, lock: str = "") -> str:
+        """_branch_head reads the branch's head; ``lock`` holds the branch row (see Concurrency)."""
+        row = tx.execute(
+            f"SELECT head FROM branches WHERE repo = ? AND name = ?{lock}", (repo, branch)
         ).fetchone()
         if row is None:
             raise NotFoundError(f"branch {branch!r} not found in repository {repo!r}")
         return str(row[0])
 
     @staticmethod
-    def _tree_of(conn: sqlite3.Connection, repo: str, commit_id: str) -> str:
-        row = conn.execute(
+    def _tree_of(tx: Tx, repo: str, commit_id: str) -> str:
+        row = tx.execute(
             "SELECT tree FROM commits WHERE repo = ? AND id = ?", (repo, commit_id)
         ).fetchone()
         if row is None:
             raise NotFoundError(f"commit {commit_id} not found in repository {repo!r}")
         return str(row[0])
 
-    def _resolve(self, conn: sqlite3.Connection, repo: str, ref: str) -> tuple[str, str | None]:
+    def _resolve(self, tx: Tx, repo: str, ref: str) -> tuple[str, str | None]:
         """_resolve returns (commit id, branch name if ``ref`` named a branch without '@').
 
         lakeFS's order: full commit id, branch, tag, unique commit-id prefix.
         """
-        self._require_repo(conn, repo)
+        self._require_repo(tx, repo)
         name, committed = _parse_ref(ref)
         if committed:
-            return self._branch_head(conn, repo, _check_branch(name)), None
+            return self._branch_head(tx, repo, _check_branch(name)), None
         if (
             is_commit_id(name)
-            and conn.execute(
+            and tx.execute(
                 "SELECT 1 FROM commits WHERE repo = ? AND id = ?", (repo, name)
             ).fetchone()
         ):
             return name, None
-        row = conn.execute(
+        row = tx.execute(
             "SELECT head FROM branches WHERE repo = ? AND name = ?", (repo, name)
         ).fetchone()
         if row is not None:
             return str(row[0]), name
-        row = conn.execute(
+        row = tx.execute(
             "SELECT commit_id FROM tags WHERE repo = ? AND name = ?", (repo, name)
         ).fetchone()
         if row is not None:
             return str(row[0]), None
         if _HEX_PREFIX.fullmatch(name):
-            rows = conn.execute(
+            rows = tx.execute(
                 "SELECT id FROM commits WHERE repo = ? AND id >= ? AND id < ? ORDER BY id LIMIT 11",
                 (repo, name, name + "g"),
             ).fetchall()
@@ -565,9 +600,9 @@ class LocalStore:
             "or commit-id prefix"
         )
 
-    def _view(self, conn: sqlite3.Connection, repo: str, ref: str) -> _View:
-        commit_id, branch = self._resolve(conn, repo, ref)
-        return _View(commit_id, self._tree_of(conn, repo, commit_id), branch)
+    def _view(self, tx: Tx, repo: str, ref: str) -> _View:
+        commit_id, branch = self._resolve(tx, repo, ref)
+        return _View(commit_id, self._tree_of(tx, repo, commit_id), branch)
 
     def create_repository(self, repo: str, default_branch: str = "main") -> None:
         """create_repository creates ``repo`` whose ``default_branch`` holds an empty commit.
@@ -587,18 +622,19 @@ class LocalStore:
             metadata={},
         )
         commit_id = hashlib.sha256(body).hexdigest()
-        with self._tx(f"create repository {repo!r}", write=True, durable=True) as conn:
-            if conn.execute("SELECT 1 FROM repositories WHERE name = ?", (repo,)).fetchone():
-                raise InputError(f"repository {repo!r} already exists")
-            conn.execute(
-                "INSERT INTO repositories (name, default_branch, created) VALUES (?, ?, ?)",
+        with self._tx(f"create repository {repo!r}", write=True, durable=True) as tx:
+            created = tx.execute(  # of two processes creating it at once, one inserts
+                "INSERT INTO repositories (name, default_branch, created) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (repo, default_branch, now),
             )
-            conn.execute(
+            if created.rowcount != 1:
+                raise InputError(f"repository {repo!r} already exists")
+            tx.execute(
                 "INSERT INTO commits (repo, id, tree, body) VALUES (?, ?, ?, ?)",
                 (repo, commit_id, _EMPTY_TREE, body),
             )
-            conn.execute(
+            tx.execute(
                 "INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)",
                 (repo, default_branch, commit_id),
             )
@@ -609,29 +645,28 @@ class LocalStore:
         Returns that commit id. The source's staging area is not copied (as lakeFS).
         """
         _check_branch(name)
-        with self._tx(f"create branch {name!r}", write=True) as conn:
-            commit_id, _ = self._resolve(conn, repo, source)
-            if conn.execute(
-                "SELECT 1 FROM branches WHERE repo = ? AND name = ?", (repo, name)
-            ).fetchone():
-                raise InputError(f"branch {name!r} already exists in repository {repo!r}")
-            if conn.execute(
+        with self._tx(f"create branch {name!r}", write=True) as tx:
+            commit_id, _ = self._resolve(tx, repo, source)
+            if tx.execute(
                 "SELECT 1 FROM tags WHERE repo = ? AND name = ?", (repo, name)
             ).fetchone():  # as lakeFS: a branch and a tag never share a name
                 raise InputError(f"a tag named {name!r} exists in repository {repo!r}")
-            conn.execute(
-                "INSERT INTO branches (repo, name, head) VALUES (?, ?, ?)", (repo, name, commit_id)
+            created = tx.execute(
+                "INSERT INTO branches (repo, name, head) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (repo, name, commit_id),
             )
+            if created.rowcount != 1:
+                raise InputError(f"branch {name!r} already exists in repository {repo!r}")
         return commit_id
 
     def resolve(self, repo: str, ref: str) -> str:
-        with self._tx(f"resolve {ref!r}", write=False) as conn:
-            return self._resolve(conn, repo, ref)[0]
+        with self._tx(f"resolve {ref!r}", write=False) as tx:
+            return self._resolve(tx, repo, ref)[0]
 
     def get_commit(self, repo: str, ref: str) -> Commit:
-        with self._tx(f"read commit {ref!r}", write=False) as conn:
-            commit_id, _ = self._resolve(conn, repo, ref)
-            row = conn.execute(
+        with self._tx(f"read commit {ref!r}", write=False) as tx:
+            commit_id, _ = self._resolve(tx, repo, ref)
+            row = tx.execute(
                 "SELECT CAST(body AS BLOB) FROM commits WHERE repo = ? AND id = ?",
                 (repo, commit_id),
             ).fetchone()
@@ -646,9 +681,9 @@ class LocalStore:
         tags are refs, never pins.
         """
         _check_tag(name)
-        with self._tx(f"create tag {name!r}", write=True) as conn:
-            commit_id, _ = self._resolve(conn, repo, ref)
-            row = conn.execute(
+        with self._tx(f"create tag {name!r}", write=True) as tx:
+            commit_id, _ = self._resolve(tx, repo, ref)
+            row = tx.execute(
                 "SELECT commit_id FROM tags WHERE repo = ? AND name = ?", (repo, name)
             ).fetchone()
             if row is not None and not force:
@@ -656,12 +691,13 @@ class LocalStore:
                     f"tag {name!r} already exists in repository {repo!r} (at {row[0]}); "
                     "pass force=True to move it"
                 )
-            if conn.execute(
+            if tx.execute(
                 "SELECT 1 FROM branches WHERE repo = ? AND name = ?", (repo, name)
             ).fetchone():  # as lakeFS: a branch and a tag never share a name
                 raise InputError(f"a branch named {name!r} exists in repository {repo!r}")
-            conn.execute(
-                "INSERT OR REPLACE INTO tags (repo, name, commit_id) VALUES (?, ?, ?)",
+            tx.execute(
+                "INSERT INTO tags (repo, name, commit_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (repo, name) DO UPDATE SET commit_id = excluded.commit_id",
                 (repo, name, commit_id),
             )
         return commit_id
@@ -763,18 +799,16 @@ class LocalStore:
         _check_object_path(path)
         meta = _check_metadata(metadata, f"metadata of {path!r}")
         if (repo, branch) not in self._branches:
-            with self._tx(f"write {path!r}", write=False) as conn:  # fail before storing bytes
-                self._require_repo(conn, repo)
-                self._branch_head(conn, repo, branch)
+            with self._tx(f"write {path!r}", write=False) as tx:  # fail before storing bytes
+                self._require_repo(tx, repo)
+                self._branch_head(tx, repo, branch)
             self._branches.add((repo, branch))
         digest, size = self._put_blob(data)
         mtime = int(time.time())
-        with self._tx(f"write {path!r}", write=True) as conn:
-            self._branch_head(conn, repo, branch)
-            conn.execute(
-                "INSERT OR REPLACE INTO staging (repo, branch, path, blob, size, metadata, mtime)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (repo, branch, path, digest, size, canonical_json(meta).decode(), mtime),
+        with self._tx(f"write {path!r}", write=True) as tx:
+            self._branch_head(tx, repo, branch, lock=tx.dialect.for_share)
+            tx.execute(
+                _STAGE, (repo, branch, path, digest, size, canonical_json(meta).decode(), mtime)
             )
         return ObjectStat(path=path, size=size, checksum=digest, mtime=mtime, metadata=meta)
 
@@ -783,29 +817,25 @@ class LocalStore:
         _check_repo(repo)
         _check_branch(branch)
         _check_object_path(path)
-        with self._tx(f"delete {path!r}", write=True) as conn:
-            self._require_repo(conn, repo)
-            head = self._branch_head(conn, repo, branch)
-            view = _View(head, self._tree_of(conn, repo, head), branch)
-            if self._lookup(conn, repo, view, path) is None:
+        with self._tx(f"delete {path!r}", write=True) as tx:
+            self._require_repo(tx, repo)
+            head = self._branch_head(tx, repo, branch, lock=tx.dialect.for_share)
+            view = _View(head, self._tree_of(tx, repo, head), branch)
+            if self._lookup(tx, repo, view, path) is None:
                 raise NotFoundError(f"object {path!r} not found on branch {branch!r} of {repo!r}")
-            conn.execute(
-                "INSERT OR REPLACE INTO staging (repo, branch, path, blob, size, metadata, mtime)"
-                " VALUES (?, ?, ?, NULL, 0, '{}', ?)",
-                (repo, branch, path, int(time.time())),
-            )
+            tx.execute(_STAGE, (repo, branch, path, None, 0, "{}", int(time.time())))
 
     @staticmethod
-    def _lookup(conn: sqlite3.Connection, repo: str, view: _View, path: str) -> _Entry | None:
+    def _lookup(tx: Tx, repo: str, view: _View, path: str) -> _Entry | None:
         if view.branch is not None:
-            row = conn.execute(
+            row = tx.execute(
                 "SELECT path, blob, size, metadata, mtime FROM staging"
                 " WHERE repo = ? AND branch = ? AND path = ?",
                 (repo, view.branch, path),
             ).fetchone()
             if row is not None:
                 return None if row[1] is None else _Entry(*row)
-        row = conn.execute(
+        row = tx.execute(
             "SELECT path, blob, size, metadata, mtime FROM entries WHERE tree = ? AND path = ?",
             (view.tree, path),
         ).fetchone()
@@ -813,9 +843,9 @@ class LocalStore:
 
     def _entry(self, repo: str, ref: str, path: str) -> _Entry:
         _check_object_path(path)
-        with self._tx(f"look up {path!r}", write=False) as conn:
-            view = self._view(conn, repo, ref)
-            entry = self._lookup(conn, repo, view, path)
+        with self._tx(f"look up {path!r}", write=False) as tx:
+            view = self._view(tx, repo, ref)
+            entry = self._lookup(tx, repo, view, path)
         if entry is None:
             raise NotFoundError(f"object {path!r} not found at ref {ref!r} of repository {repo!r}")
         return entry
@@ -853,10 +883,10 @@ class LocalStore:
 
     @staticmethod
     def _page(
-        conn: sqlite3.Connection, repo: str, view: _View, *, prefix: str, after: str, limit: int
+        tx: Tx, repo: str, view: _View, *, prefix: str, after: str, limit: int
     ) -> list[_Entry]:
         lo, hi = _prefix_bounds(prefix)
-        rows = conn.execute(
+        rows = tx.execute(
             _VIEW_PAGE,
             {
                 "tree": view.tree,
@@ -886,9 +916,9 @@ class LocalStore:
             if not isinstance(value, str) or "\x00" in value:
                 raise InputError(f"{what} must be a string without NUL, not {value!r}")
             _utf8_len(value, what)
-        with self._tx(f"list {ref!r}", write=False) as conn:
-            view = self._view(conn, repo, ref)
-            rows = self._page(conn, repo, view, prefix=prefix, after=after, limit=amount + 1)
+        with self._tx(f"list {ref!r}", write=False) as tx:
+            view = self._view(tx, repo, ref)
+            rows = self._page(tx, repo, view, prefix=prefix, after=after, limit=amount + 1)
         has_more = len(rows) > amount
         rows = rows[:amount]
         return ObjectPage(
@@ -897,10 +927,10 @@ class LocalStore:
             next_after=rows[-1].path if rows else "",
         )
 
-    def _walk(self, conn: sqlite3.Connection, repo: str, view: _View) -> Iterator[_Entry]:
+    def _walk(self, tx: Tx, repo: str, view: _View) -> Iterator[_Entry]:
         after = ""
         while True:
-            rows = self._page(conn, repo, view, prefix="", after=after, limit=_PAGE)
+            rows = self._page(tx, repo, view, prefix="", after=after, limit=_PAGE)
             yield from rows
             if len(rows) < _PAGE:
                 return
@@ -914,12 +944,12 @@ class LocalStore:
         includes its staging area; ``branch@`` does not.
         """
         out: list[DiffEntry] = []
-        with self._tx(f"diff {left!r} and {right!r}", write=False) as conn:
-            lview = self._view(conn, repo, left)
-            rview = self._view(conn, repo, right)
+        with self._tx(f"diff {left!r} and {right!r}", write=False) as tx:
+            lview = self._view(tx, repo, left)
+            rview = self._view(tx, repo, right)
             if lview == rview:
                 return out
-            lit, rit = self._walk(conn, repo, lview), self._walk(conn, repo, rview)
+            lit, rit = self._walk(tx, repo, lview), self._walk(tx, repo, rview)
             a, b = next(lit, None), next(rit, None)
             while a is not None or b is not None:
                 if b is None or (a is not None and a.path < b.path):
@@ -953,18 +983,20 @@ class LocalStore:
             raise InputError(f"commit message is longer than {MAX_MESSAGE_BYTES} bytes")
         meta = _check_metadata(metadata, "commit metadata")
         # 1. Make the staged blobs durable before any commit can name them.
-        with self._tx(f"commit to {branch!r}", write=False) as conn:
-            self._require_repo(conn, repo)
-            self._branch_head(conn, repo, branch)
-            staged = self._staged_blobs(conn, repo, branch)
+        with self._tx(f"commit to {branch!r}", write=False) as tx:
+            self._require_repo(tx, repo)
+            self._branch_head(tx, repo, branch)
+            staged = self._staged_blobs(tx, repo, branch)
         self._sync_blobs(staged)
         nothing = False
-        # 2. One transaction: listing, commit, branch head, staging cleared.
-        with self._tx(f"commit to {branch!r}", write=True, durable=True) as conn:
-            head = self._branch_head(conn, repo, branch)
-            late = self._staged_blobs(conn, repo, branch) - staged
+        # 2. One transaction: listing, commit, branch head, staging cleared. The
+        # branch row stays locked until it commits (on PostgreSQL; SQLite's write
+        # lock covers everything), so the staging area cannot change under it.
+        with self._tx(f"commit to {branch!r}", write=True, durable=True) as tx:
+            head = self._branch_head(tx, repo, branch, lock=tx.dialect.for_update)
+            late = self._staged_blobs(tx, repo, branch) - staged
             self._sync_blobs(late)  # staged by others since step 1: rare
-            rows = conn.execute(
+            rows = tx.execute(
                 "SELECT path, blob, size, metadata, mtime FROM staging"
                 " WHERE repo = ? AND branch = ? ORDER BY path",
                 (repo, branch),
@@ -973,20 +1005,20 @@ class LocalStore:
                 raise InputError(
                     f"nothing to commit on branch {branch!r} of repository {repo!r}: no changes"
                 )
-            parent_tree = self._tree_of(conn, repo, head)
-            listing = list(_overlay(self._walk(conn, repo, _View(head, parent_tree, None)), rows))
+            parent_tree = self._tree_of(tx, repo, head)
+            listing = list(_overlay(self._walk(tx, repo, _View(head, parent_tree, None)), rows))
             tree = _tree_id(listing)
-            conn.execute("DELETE FROM staging WHERE repo = ? AND branch = ?", (repo, branch))
+            tx.execute("DELETE FROM staging WHERE repo = ? AND branch = ?", (repo, branch))
             if tree == parent_tree:
                 nothing = True  # staged writes identical to the head: drop them
             else:
                 if (
-                    conn.execute("SELECT 1 FROM entries WHERE tree = ? LIMIT 1", (tree,)).fetchone()
+                    tx.execute("SELECT 1 FROM entries WHERE tree = ? LIMIT 1", (tree,)).fetchone()
                     is None
                 ):
-                    conn.executemany(
+                    tx.executemany(  # another branch may be committing the same tree
                         "INSERT INTO entries (tree, path, blob, size, metadata, mtime)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [(tree, *e) for e in listing],
                     )
                 now = int(time.time())
@@ -999,14 +1031,20 @@ class LocalStore:
                     metadata=meta,
                 )
                 commit_id = hashlib.sha256(body).hexdigest()
-                conn.execute(
-                    "INSERT OR IGNORE INTO commits (repo, id, tree, body) VALUES (?, ?, ?, ?)",
+                tx.execute(
+                    "INSERT INTO commits (repo, id, tree, body) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (repo, commit_id, tree, body),
                 )
-                conn.execute(
-                    "UPDATE branches SET head = ? WHERE repo = ? AND name = ?",
-                    (commit_id, repo, branch),
+                moved = tx.execute(  # compare-and-set: only from the head this commit read
+                    "UPDATE branches SET head = ? WHERE repo = ? AND name = ? AND head = ?",
+                    (commit_id, repo, branch, head),
                 )
+                if moved.rowcount != 1:
+                    raise StoreError(
+                        f"store {self.root}: branch {branch!r} of {repo!r} moved from {head}"
+                        " during the commit; nothing was committed, retry it"
+                    )
         if nothing:
             raise InputError(
                 f"nothing to commit on branch {branch!r} of repository {repo!r}: no changes "
@@ -1022,8 +1060,8 @@ class LocalStore:
         )
 
     @staticmethod
-    def _staged_blobs(conn: sqlite3.Connection, repo: str, branch: str) -> set[str]:
-        rows = conn.execute(
+    def _staged_blobs(tx: Tx, repo: str, branch: str) -> set[str]:
+        rows = tx.execute(
             "SELECT DISTINCT blob FROM staging WHERE repo = ? AND branch = ? AND blob IS NOT NULL",
             (repo, branch),
         )
@@ -1036,16 +1074,16 @@ class LocalStore:
         that does not match. Reads every byte of the snapshot unless
         ``content=False`` (then only the commit body and listing are checked).
         """
-        with self._tx(f"verify {ref!r}", write=False) as conn:
-            commit_id, _ = self._resolve(conn, repo, ref)
-            row = conn.execute(
+        with self._tx(f"verify {ref!r}", write=False) as tx:
+            commit_id, _ = self._resolve(tx, repo, ref)
+            row = tx.execute(
                 "SELECT tree, CAST(body AS BLOB) FROM commits WHERE repo = ? AND id = ?",
                 (repo, commit_id),
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"commit {commit_id} not found in repository {repo!r}")
             tree, body = str(row[0]), bytes(row[1])
-            listing = list(self._walk(conn, repo, _View(commit_id, tree, None)))
+            listing = list(self._walk(tx, repo, _View(commit_id, tree, None)))
         got = hashlib.sha256(body).hexdigest()
         if got != commit_id:
             raise IntegrityError(

@@ -46,16 +46,18 @@ def commit_loop(root: str, repo: str, branch: str, tag: str, big: int) -> None:
 
 
 def commit_many(
-    root: str, repo: str, branch: str, worker: int, count: int
+    root: str, repo: str, branch: str, worker: int, count: int, database: str | None = None
 ) -> list[tuple[str | None, dict[str, str]]]:
     """commit_many writes then commits ``count`` times; returns (commit id or None, files).
+
+    ``database``: the store's metadata in PostgreSQL (blobs under ``root`` still).
 
     On a shared branch another writer's commit may already have taken this
     writer's staged file (lakeFS semantics): that commit is then refused
     with "no changes" and recorded as None.
     """
     out: list[tuple[str | None, dict[str, str]]] = []
-    with LocalStore(root, committer=f"worker-{worker}") as store:
+    with LocalStore(root, committer=f"worker-{worker}", database=database) as store:
         for i in range(count):
             data = b"worker %d file %d\n" % (worker, i) * (1 + i)
             path = f"w{worker}/{i:03d}.txt"

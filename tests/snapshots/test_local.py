@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 import random
 import signal
 import sqlite3
@@ -43,8 +44,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class TestLocalContract(SnapshotStoreContract):
     @pytest.fixture
-    def store(self, local_store: LocalStore) -> SnapshotStore:
-        return local_store
+    def store(self, tmp_path: Path, home_db: str) -> Iterator[SnapshotStore]:
+        """The local store, its metadata in SQLite, then in PostgreSQL (blobs in tmp_path)."""
+        with LocalStore(tmp_path / "store", committer="tester", database=_database()) as store:
+            yield store
+
+
+def _database() -> str | None:
+    """The PostgreSQL URL the ``home_db`` fixture set, or None for SQLite."""
+    return os.environ.get("PROVGATE_LEDGER_URL")
 
 
 @pytest.fixture
@@ -432,9 +440,9 @@ def test_sigkill_mid_commit_leaves_store_intact(tmp_path: Path) -> None:
     assert seed.id in chain
 
 
-def test_concurrent_writers_on_separate_branches(tmp_path: Path) -> None:
+def test_concurrent_writers_on_separate_branches(tmp_path: Path, home_db: str) -> None:
     root = tmp_path / "store"
-    with LocalStore(root) as store:
+    with LocalStore(root, database=_database()) as store:
         store.create_repository("data", "main")
         base = store.resolve("data", "main")
         for w in range(4):
@@ -442,9 +450,10 @@ def test_concurrent_writers_on_separate_branches(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
         results = pool.starmap(
-            _crash_worker.commit_many, [(str(root), "data", f"b{w}", w, 8) for w in range(4)]
+            _crash_worker.commit_many,
+            [(str(root), "data", f"b{w}", w, 8, _database()) for w in range(4)],
         )
-    with LocalStore(root) as store:
+    with LocalStore(root, database=_database()) as store:
         for w, result in enumerate(results):
             ids = [cid for cid, _ in result if cid is not None]
             assert len(ids) == 8  # alone on its branch: every commit has changes
@@ -458,17 +467,18 @@ def test_concurrent_writers_on_separate_branches(tmp_path: Path) -> None:
         assert list_all(store, "data", "main") == {}
 
 
-def test_concurrent_writers_on_one_branch(tmp_path: Path) -> None:
+def test_concurrent_writers_on_one_branch(tmp_path: Path, home_db: str) -> None:
     root = tmp_path / "store"
-    with LocalStore(root) as store:
+    with LocalStore(root, database=_database()) as store:
         store.create_repository("data", "main")
         base = store.resolve("data", "main")
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
         results = pool.starmap(
-            _crash_worker.commit_many, [(str(root), "data", "main", w, 10) for w in range(4)]
+            _crash_worker.commit_many,
+            [(str(root), "data", "main", w, 10, _database()) for w in range(4)],
         )
-    with LocalStore(root) as store:
+    with LocalStore(root, database=_database()) as store:
         chain = ancestry(store, "data", "main")
         made = [cid for result in results for cid, _ in result if cid is not None]
         assert len(made) == len(set(made))

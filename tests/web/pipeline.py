@@ -82,4 +82,4 @@ def built(tmp_path: Path) -> Iterator[Pipeline]:
 
 def tamper_step(home: Any, log_index: int) -> None:
     """tamper_step edits a step record's payload in the ledger's SQLite row (leaf column)."""
-    rename_step(home.ledger_path, log_index, "not-clean")
+    rename_step(home, log_index, "not-clean")

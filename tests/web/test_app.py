@@ -11,13 +11,21 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from prov_core.web import DEFAULT_HOST, DEFAULT_PORT, create_app, serve
+from tests.conftest import HOME_DATABASES, home_database
 
 from .pipeline import RUN_ID, SOURCES, Pipeline, built, tamper_step
 
 
-@pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    with built(tmp_path_factory.mktemp("web")) as p:
+@pytest.fixture(scope="module", params=HOME_DATABASES)
+def pipe(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    """The pipeline in a home on SQLite, then in one on PostgreSQL (every test runs on both)."""
+    with (
+        pytest.MonkeyPatch.context() as monkeypatch,
+        home_database(request.param, request, monkeypatch),
+        built(tmp_path_factory.mktemp("web")) as p,
+    ):
         yield p
 
 
@@ -206,7 +214,7 @@ def test_mounted_under_a_prefix_uses_root_path(pipe: Pipeline) -> None:
         assert "error" in bad.json()
 
 
-def test_tampered_transform_is_marked_failing(tmp_path: Path) -> None:
+def test_tampered_transform_is_marked_failing(tmp_path: Path, home_db: str) -> None:
     with built(tmp_path) as p, TestClient(create_app(p.home)) as c:
         assert c.get(f"/api/records/{p.train}").json()["ok"] is True  # indexed before
         tamper_step(p.home, p.clean)

@@ -1,0 +1,390 @@
+"""The home's indexes and the store's metadata on PostgreSQL: dialect, connection, migrations.
+
+:class:`PostgresDialect` turns a statement written in SQLite's SQL (see
+:mod:`prov_core._sql`) into PostgreSQL's, outside quoted literals:
+
+- ``?`` becomes ``%s`` and ``:name`` becomes ``%(name)s`` (psycopg's
+  placeholders; a literal ``%`` is doubled);
+- each table and index a component declares gets the component's prefix
+  (``nodes`` becomes ``lineage_nodes``), so that the ledger (``ledger_``), the
+  lineage index (``lineage_``), the content index (``content_``) and the
+  store (``store_``) share one database without sharing a name;
+- ``INTEGER`` becomes ``BIGINT``, ``BLOB`` becomes ``BYTEA`` and
+  ``WITHOUT ROWID`` is dropped; in ``CREATE TABLE``, ``TEXT`` columns get
+  ``COLLATE "C"`` so that text compares by code point, as SQLite's BINARY
+  collation does (listings, pages and ref prefixes are ordered by it).
+
+:class:`PostgresDatabase` holds one connection (reconnected when it broke).
+A write transaction runs in READ COMMITTED and takes the row locks its
+queries ask for (:attr:`~prov_core._sql.Dialect.for_update`); a read
+transaction is REPEATABLE READ READ ONLY, one snapshot as in SQLite.
+
+:func:`apply_migrations` brings a component's schema to its newest version:
+``<prefix>schema_migrations`` records each applied step, under an advisory
+lock so concurrent openers do not race, and a schema newer than the code is
+refused naming both versions. ``provgate init`` applies them; so does every
+open that finds the schema behind.
+
+The password of a URL is never shown: messages name the database by
+:func:`~prov_core.ledger.postgres.mask_url` and scrub it from driver errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prov_core._sql import Database, Dialect, Tx
+from prov_core.errors import ConfigError, InputError, ProvgateError
+from prov_core.ledger.postgres import mask_url
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = [
+    "PostgresDatabase",
+    "PostgresDialect",
+    "apply_migrations",
+    "glob_regex",
+    "is_postgres_url",
+]
+
+_LITERAL = re.compile(r"('(?:[^']|'')*')")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_DECLARED = re.compile(r"CREATE\s+(?:TABLE|INDEX)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+_TYPES = (
+    (re.compile(r"\s*\bWITHOUT ROWID\b"), ""),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+)
+_TEXT = re.compile(r"\bTEXT\b")
+_NEVER = "(?!)"  # a regex that matches nothing
+
+
+def is_postgres_url(location: object) -> bool:
+    """is_postgres_url tells whether ``location`` is a ``postgresql://`` or ``postgres://`` URL."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def glob_regex(pattern: str) -> str:
+    """glob_regex is a PostgreSQL regex (``~``) matching exactly what SQLite's GLOB does.
+
+    ``*`` any characters, ``?`` one character, ``[...]`` a set (``[^...]`` its
+    complement, ``]`` first is literal, ``a-z`` a range), case-sensitive, the
+    whole value. An unterminated ``[`` matches nothing, as in SQLite; so does a
+    NUL (PostgreSQL text cannot hold one).
+    """
+    if "\x00" in pattern:
+        return _NEVER
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            j = i + 1
+            negate = j < n and pattern[j] == "^"
+            j += negate
+            start = j
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return _NEVER
+            body = "".join("\\" + ch if ch in "\\[" else ch for ch in pattern[start:j])
+            out.append(f"[{'^' if negate else ''}{body}]")
+            i = j
+        else:
+            out.append(c if c.isalnum() else "\\" + c)
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+class PostgresDialect(Dialect):
+    """PostgresDialect rewrites SQLite's SQL for one component's prefixed tables."""
+
+    name = "postgres"
+    for_update = " FOR UPDATE"
+    for_share = " FOR SHARE"
+
+    def __init__(self, prefix: str, ddl: Iterable[str]) -> None:
+        """__init__ prefixes with ``prefix`` every table and index ``ddl`` creates."""
+        self.prefix = prefix
+        names = sorted({m.group(1) for stmt in ddl for m in _DECLARED.finditer(stmt)})
+        self.names = tuple(names)
+        self._names = re.compile(rf"(?<![.\w])({'|'.join(names)})\b") if names else None
+        self._cache: dict[str, str] = {}
+
+    def table(self, name: str) -> str:
+        """table is the name of table ``name`` in the database."""
+        return self.prefix + name
+
+    def sql(self, text: str) -> str:
+        done = self._cache.get(text)
+        if done is None:
+            done = self._cache[text] = self._rewrite(text, params=True)
+        return done
+
+    def ddl(self, text: str) -> str:
+        """ddl is :meth:`sql` for a statement run without parameters (no placeholders)."""
+        return self._rewrite(text, params=False)
+
+    def _rewrite(self, text: str, *, params: bool) -> str:
+        create_table = text.lstrip().upper().startswith("CREATE TABLE")
+        parts = _LITERAL.split(text.replace("%", "%%") if params else text)
+        for k in range(0, len(parts), 2):  # even parts are outside quoted literals
+            part = parts[k]
+            if params:
+                part = _NAMED.sub(r"%(\1)s", part.replace("?", "%s"))
+            for pattern, repl in _TYPES:
+                part = pattern.sub(repl, part)
+            if create_table:
+                part = _TEXT.sub('TEXT COLLATE "C"', part)
+            if self._names is not None:
+                part = self._names.sub(lambda m: self.prefix + m.group(1), part)
+            parts[k] = part
+        return "".join(parts)
+
+    def ints(self, alias: str) -> str:
+        return f"unnest(CAST(? AS BIGINT[])) AS {alias}(value)"
+
+    def ints_param(self, values: Iterable[int]) -> Any:
+        return list(values)
+
+    def glob(self, column: str) -> str:
+        return f"{column} ~ ?"
+
+    def glob_param(self, pattern: str) -> str:
+        return glob_regex(pattern)
+
+    def text(self, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold NUL; what a record names is shown, not verified here.
+        return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _require_psycopg(what: str) -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"the {what} on PostgreSQL needs psycopg 3; install it with:"
+            " pip install 'provgate[postgres]'"
+        ) from exc
+
+
+class PostgresDatabase(Database):
+    """PostgresDatabase runs one component's transactions on a PostgreSQL connection."""
+
+    def __init__(
+        self,
+        url: str,
+        dialect: PostgresDialect,
+        *,
+        what: str,
+        error: type[ProvgateError],
+        connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        """__init__ connects to ``url`` for the component ``what`` (named in messages).
+
+        Raises ConfigError when psycopg is missing or the URL is bad, and
+        ``error`` when the server cannot be reached.
+        """
+        _require_psycopg(what)
+        import psycopg
+        import psycopg.conninfo
+
+        self.where = mask_url(url)
+        self.dialect = dialect
+        self.errors = (psycopg.Error,)
+        try:
+            self._secret = psycopg.conninfo.conninfo_to_dict(url).get("password")
+        except psycopg.Error as exc:
+            raise ConfigError(f"bad PostgreSQL URL {self.where}: {self.message(exc)}") from exc
+        self._dsn = url
+        self._what = what
+        self._error = error
+        self._connect_timeout = connect_timeout
+        self._lock_timeout = lock_timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: psycopg.Connection[Any] | None = None
+        self._connection()
+
+    def message(self, exc: BaseException) -> str:
+        """message is the text of ``exc`` without the URL's password."""
+        text = str(exc).strip()
+        if self._secret:
+            text = text.replace(str(self._secret), "***")
+        return text
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        if self._closed:
+            raise psycopg.InterfaceError(f"{self.where} is closed")
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        try:
+            conn = psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                application_name="provgate",
+            )
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"bad PostgreSQL URL {self.where}: {self.message(exc)}") from exc
+        except psycopg.Error as exc:
+            raise self._error(
+                f"cannot connect to the {self._what} {self.where}: {self.message(exc)}"
+            ) from exc
+        try:
+            conn.execute(
+                f"SET lock_timeout = {int(self._lock_timeout * 1000)}; SET synchronous_commit = on"
+            )
+        except psycopg.Error as exc:
+            conn.close()
+            raise self._error(
+                f"cannot set up the {self._what} {self.where}: {self.message(exc)}"
+            ) from exc
+        self._conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool, durable: bool = False) -> Iterator[Tx]:  # noqa: ARG002
+        # synchronous_commit is on for the connection: every commit is durable.
+        import psycopg
+
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield Tx(conn, self.dialect)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.broken:
+                    conn.close()  # the server rolled it back; reconnect next time
+                elif not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    def is_busy(self, exc: BaseException) -> bool:
+        # 55P03 lock_not_available (lock_timeout), 40P01 deadlock_detected
+        return getattr(exc, "sqlstate", None) in {"55P03", "40P01"}
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    def migrate(self, steps: Sequence[Sequence[str]], *, schema: str) -> None:
+        """migrate applies the missing ``steps`` (SQLite's SQL) and checks ``meta.schema``.
+
+        ``steps[v - 1]`` makes version ``v``; step 1 must create ``meta`` and
+        insert its ``schema`` row. Raises ConfigError for a newer schema or a
+        database whose ``meta`` is not this component's.
+        """
+        import psycopg
+
+        dialect = self.dialect
+        assert isinstance(dialect, PostgresDialect)
+        table = dialect.table("schema_migrations")
+        what = f"the {self._what} in {self.where}"
+        with self._lock:
+            conn = self._connection()
+            try:
+                if _version(conn, table) != len(steps):
+                    with conn.transaction():
+                        apply_migrations(
+                            conn,
+                            table=table,
+                            steps=[[dialect.ddl(s) for s in step] for step in steps],
+                            lock=_lock_key(table),
+                            what=what,
+                        )
+                row = conn.execute(
+                    f"SELECT value FROM {dialect.table('meta')} WHERE key = 'schema'"
+                ).fetchone()
+            except psycopg.errors.DuplicateTable as exc:
+                raise ConfigError(
+                    f"{self.where} holds {dialect.prefix}* tables that are not a provgate"
+                    f" {self._what} (no {table} record): {self.message(exc)}"
+                ) from exc
+            except psycopg.Error as exc:
+                raise self._error(
+                    f"cannot open the {self._what} {self.where}: {self.message(exc)}"
+                ) from exc
+        if row is None or row[0] != schema:
+            raise ConfigError(
+                f"{self.where}: {dialect.table('meta')} is not a provgate {self._what}"
+                f" (meta.schema is not {schema!r})"
+            )
+
+
+def _lock_key(table: str) -> int:
+    """_lock_key is the advisory-lock key serializing migrations of ``table``'s component."""
+    return int.from_bytes(hashlib.sha256(table.encode()).digest()[:8], "big", signed=True)
+
+
+def _version(conn: psycopg.Connection[Any], table: str) -> int:
+    """_version is the highest applied migration recorded in ``table`` (0: none)."""
+    known = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    if known is None or known[0] is None:
+        return 0
+    row = conn.execute(f"SELECT max(version) FROM {table}").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def apply_migrations(
+    conn: psycopg.Connection[Any],
+    *,
+    table: str,
+    steps: Sequence[Sequence[str]],
+    lock: int,
+    what: str,
+) -> int:
+    """apply_migrations brings a schema to version ``len(steps)`` inside the open transaction.
+
+    Takes the advisory lock ``lock`` (so concurrent openers wait for one
+    another), creates ``table`` if missing, reads the highest applied version,
+    refuses a newer one than ``steps`` know (ConfigError naming ``what`` and
+    both versions), then runs and records each missing step in order. Returns
+    the version found. A failing step raises and the caller's transaction
+    rolls back: the schema stays as it was.
+    """
+    if not re.fullmatch(r"[a-z_]+", table):
+        raise InputError(f"migration table name {table!r} is not a plain identifier")
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+    # Checked before creating: a role that may write but not create tables
+    # (PostgreSQL 15's default on schema public) still opens a migrated schema.
+    exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    if exists is None or exists[0] is None:
+        conn.execute(
+            f"CREATE TABLE {table} (version INTEGER PRIMARY KEY,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+    found = _version(conn, table)
+    newest = len(steps)
+    if found > newest:
+        raise ConfigError(
+            f"{what} has schema version {found}, newer than version {newest} this"
+            " provgate knows: upgrade provgate"
+        )
+    for version in range(found + 1, newest + 1):
+        for ddl in steps[version - 1]:
+            conn.execute(ddl)
+        conn.execute(f"INSERT INTO {table} (version) VALUES (%s)", (version,))
+    return found
