@@ -73,10 +73,13 @@ def is_postgres_url(location: object) -> bool:
 def glob_regex(pattern: str) -> str:
     """glob_regex is a PostgreSQL regex (``~``) matching exactly what SQLite's GLOB does.
 
-    ``*`` any characters, ``?`` one character, ``[...]`` a set (``[^...]`` its
-    complement, ``]`` first is literal, ``a-z`` a range), case-sensitive, the
-    whole value. An unterminated ``[`` matches nothing, as in SQLite; so does a
-    NUL (PostgreSQL text cannot hold one).
+    ``*`` any characters, ``?`` one character, ``[...]`` one character of a
+    set, read as SQLite's ``patternCompare`` reads it: ``^`` first inverts it,
+    ``]`` first is literal, ``x-y`` is a range when a single character precedes
+    the ``-`` and no ``]`` follows it (a reversed range matches nothing), any
+    other ``-`` is literal; an unterminated ``[`` matches nothing. Matching is
+    case-sensitive, by code point, over the whole value. A NUL matches
+    nothing (PostgreSQL text cannot hold one).
     """
     if "\x00" in pattern:
         return _NEVER
@@ -84,29 +87,49 @@ def glob_regex(pattern: str) -> str:
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
+        i += 1
         if c == "*":
             out.append(".*")
         elif c == "?":
             out.append(".")
-        elif c == "[":
-            j = i + 1
-            negate = j < n and pattern[j] == "^"
-            j += negate
-            start = j
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                return _NEVER
-            body = "".join("\\" + ch if ch in "\\[" else ch for ch in pattern[start:j])
-            out.append(f"[{'^' if negate else ''}{body}]")
-            i = j
+        elif c != "[":
+            out.append(_literal(c))
         else:
-            out.append(c if c.isalnum() else "\\" + c)
-        i += 1
+            invert = i < n and pattern[i] == "^"
+            i += invert
+            items: list[str] = []
+            if i < n and pattern[i] == "]":
+                items.append(_literal("]"))
+                i += 1
+            prior = ""  # a single character a following '-' starts a range from
+            while i < n and pattern[i] != "]":
+                c = pattern[i]
+                i += 1
+                if c == "-" and prior and i < n and pattern[i] != "]":
+                    hi = pattern[i]
+                    i += 1
+                    if prior <= hi:
+                        items.append(f"{_literal(prior)}-{_literal(hi)}")
+                    prior = ""
+                else:
+                    items.append(_literal(c))
+                    prior = c
+            if i >= n:
+                return _NEVER  # no closing ']'
+            i += 1
+            if items:
+                out.append(f"[{'^' if invert else ''}{''.join(items)}]")
+            elif invert:
+                out.append(".")  # the complement of nothing: any one character
+            else:
+                return _NEVER  # a set of nothing
     out.append("$")
     return "".join(out)
+
+
+def _literal(c: str) -> str:
+    """_literal is character ``c`` in an ARE, inside brackets or out (``\\`` escapes it)."""
+    return c if c.isalnum() else "\\" + c
 
 
 class PostgresDialect(Dialect):
@@ -339,10 +362,24 @@ def _lock_key(table: str) -> int:
     return int.from_bytes(hashlib.sha256(table.encode()).digest()[:8], "big", signed=True)
 
 
+def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    """_exists tells whether ``table`` is on the search path, as the statement's snapshot sees it.
+
+    Read from pg_tables, not with ``to_regclass``: the backend's catalog cache
+    may still hold "no such table" from before it waited for the migration
+    lock, while another connection created it.
+    """
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_tables"
+        " WHERE schemaname = ANY(current_schemas(false)) AND tablename = %s)",
+        (table,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _version(conn: psycopg.Connection[Any], table: str) -> int:
     """_version is the highest applied migration recorded in ``table`` (0: none)."""
-    known = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
-    if known is None or known[0] is None:
+    if not _exists(conn, table):
         return 0
     row = conn.execute(f"SELECT max(version) FROM {table}").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
@@ -370,8 +407,7 @@ def apply_migrations(
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
     # Checked before creating: a role that may write but not create tables
     # (PostgreSQL 15's default on schema public) still opens a migrated schema.
-    exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
-    if exists is None or exists[0] is None:
+    if not _exists(conn, table):
         conn.execute(
             f"CREATE TABLE {table} (version INTEGER PRIMARY KEY,"
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
