@@ -319,30 +319,17 @@ class PostgresLedger(BaseLedger):
         """_migrate brings the schema to SCHEMA_VERSION in one transaction and checks the origin."""
         import psycopg
 
+        from prov_core._postgres import apply_migrations  # shared with the indexes and store
+
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                # Checked before creating: a role that may write the log but not
-                # create tables (PostgreSQL 15's default on schema public) still opens it.
-                known = conn.execute("SELECT to_regclass('ledger_schema_migrations')").fetchone()
-                if known is None or known[0] is None:
-                    conn.execute(
-                        "CREATE TABLE ledger_schema_migrations (version INTEGER PRIMARY KEY,"
-                        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                    )
-                row = conn.execute("SELECT max(version) FROM ledger_schema_migrations").fetchone()
-                version = int(row[0]) if row and row[0] is not None else 0
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"ledger {self.url} has schema version {version}, newer than"
-                        f" version {SCHEMA_VERSION} this provgate knows: upgrade provgate"
-                    )
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    for ddl in MIGRATIONS[step - 1]:
-                        conn.execute(ddl)
-                    conn.execute(
-                        "INSERT INTO ledger_schema_migrations (version) VALUES (%s)", (step,)
-                    )
+                apply_migrations(
+                    conn,
+                    table="ledger_schema_migrations",
+                    steps=MIGRATIONS,
+                    lock=_MIGRATION_LOCK,
+                    what=f"ledger {self.url}",
+                )
                 conn.execute(
                     "INSERT INTO ledger_meta (key, value) VALUES ('origin', %s)"
                     " ON CONFLICT (key) DO NOTHING",
