@@ -54,29 +54,23 @@ class IndexDatabase:
 
         self._db: Database | None = None
         if is_postgres_url(location):
+            from prov_core._postgres import open_database
+
             self.path: Path | None = None
-            self._db = self._open_postgres(str(location), busy_timeout)
+            self._db = open_database(
+                str(location),
+                prefix=self.prefix,
+                migrations=self.migrations,
+                schema=self.schema,
+                what=self.what,
+                error=LedgerError,
+                lock_timeout=busy_timeout,
+            )
             self.where = self._db.where
         else:
             self.path = Path(location)
             self.where = str(self.path)
             self._db = self._open_sqlite(self.path, busy_timeout)
-
-    # -- PostgreSQL -----------------------------------------------------------
-
-    def _open_postgres(self, url: str, busy_timeout: float) -> Database:
-        from prov_core._postgres import PostgresDatabase, PostgresDialect
-
-        dialect = PostgresDialect(self.prefix, [ddl for step in self.migrations for ddl in step])
-        db = PostgresDatabase(
-            url, dialect, what=self.what, error=LedgerError, lock_timeout=busy_timeout
-        )
-        try:
-            db.migrate(self.migrations, schema=self.schema)
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     # -- SQLite ---------------------------------------------------------------
 

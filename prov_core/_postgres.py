@@ -51,6 +51,7 @@ __all__ = [
     "apply_migrations",
     "glob_regex",
     "is_postgres_url",
+    "open_database",
 ]
 
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
@@ -355,6 +356,31 @@ class PostgresDatabase(Database):
                 f"{self.where}: {dialect.table('meta')} is not a provgate {self._what}"
                 f" (meta.schema is not {schema!r})"
             )
+
+
+def open_database(
+    url: str,
+    *,
+    prefix: str,
+    migrations: Sequence[Sequence[str]],
+    schema: str,
+    what: str,
+    error: type[ProvgateError],
+    lock_timeout: float = 30.0,
+) -> PostgresDatabase:
+    """open_database connects one component (tables ``prefix*``) and migrates its schema.
+
+    ``migrations`` are its steps in SQLite's SQL (:meth:`PostgresDatabase.migrate`);
+    ``what`` names it in messages; ``error`` is raised when the server cannot be reached.
+    """
+    dialect = PostgresDialect(prefix, [ddl for step in migrations for ddl in step])
+    db = PostgresDatabase(url, dialect, what=what, error=error, lock_timeout=lock_timeout)
+    try:
+        db.migrate(migrations, schema=schema)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _lock_key(table: str) -> int:

@@ -1,7 +1,8 @@
 """The content index: which signed records cover which bytes, and where snapshots are.
 
-``$PROVGATE_HOME/index.sqlite`` (SQLite, WAL) holds two lookups that the
-ledger, being append-only and keyed by position, cannot answer quickly::
+``$PROVGATE_HOME/index.sqlite`` (SQLite, WAL; on a home whose ledger is on
+PostgreSQL, the tables ``content_*`` of that database) holds two lookups that
+the ledger, being append-only and keyed by position, cannot answer quickly::
 
     content    (blake3 HEX64, log_index INT, envelope_sha256 HEX64, predicate_type TEXT)
                one row per file BLAKE3 per record whose digests cover it

@@ -1,8 +1,10 @@
 """The lineage index: which record was made from which, as an edge table walks can recurse over.
 
-``$PROVGATE_HOME/lineage.sqlite`` (SQLite, WAL) is a *cache* of the edges the
-signed records state, built from the ledger so that an upstream or downstream
-walk is one recursive CTE over indexed rows instead of a ledger scan::
+``$PROVGATE_HOME/lineage.sqlite`` (SQLite, WAL; on a home whose ledger is on
+PostgreSQL, the tables ``lineage_*`` of that database) is a *cache* of the
+edges the signed records state, built from the ledger so that an upstream or
+downstream walk is one recursive CTE over indexed rows instead of a ledger
+scan::
 
     nodes    (log_index INT PK, envelope_sha256 HEX64, predicate_type TEXT,
               kind TEXT, keyid TEXT, name TEXT, source_uri TEXT?, license TEXT?)
@@ -48,6 +50,8 @@ records the same way):
 Catching up (:meth:`LineageIndex.catch_up`) reads the entries appended since
 ``indexed_to`` in batches, each batch and its new ``indexed_to`` in one
 transaction: a crash loses at most the batch, which the next catch-up redoes.
+Each batch first locks the ``meta`` row ``schema`` (PostgreSQL; SQLite's write
+lock does the same), so catch-ups of many processes take turns.
 If the entry before ``indexed_to`` no longer hashes to what the index holds
 (another ledger, a rebuilt home), the index is dropped and rebuilt.
 

@@ -416,7 +416,17 @@ class LocalStore:
             raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}") from exc
         self._db: Database | None = None
         if database is not None:
-            self._db = self._open_postgres(database, busy_timeout)
+            from prov_core._postgres import open_database
+
+            self._db = open_database(
+                database,
+                prefix="store_",
+                migrations=_MIGRATIONS,
+                schema=SCHEMA_NAME,
+                what="snapshot store",
+                error=StoreError,
+                lock_timeout=busy_timeout,
+            )
             return
         db = self.root / _DB
         try:
@@ -443,21 +453,6 @@ class LocalStore:
         self._db = SQLiteDatabase(conn, db, fsync=fsync)
 
     # -- database plumbing ---------------------------------------------------
-
-    @staticmethod
-    def _open_postgres(url: str, busy_timeout: float) -> Database:
-        from prov_core._postgres import PostgresDatabase, PostgresDialect
-
-        dialect = PostgresDialect("store_", _TABLES)
-        db = PostgresDatabase(
-            url, dialect, what="snapshot store", error=StoreError, lock_timeout=busy_timeout
-        )
-        try:
-            db.migrate(_MIGRATIONS, schema=SCHEMA_NAME)
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     @staticmethod
     def _open_schema(conn: sqlite3.Connection, db: Path) -> None:
