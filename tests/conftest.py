@@ -182,10 +182,22 @@ HOME_DATABASES = ("sqlite", "postgres")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run every test using ``home_db`` once per database, except those marked sqlite_only."""
+    """Run every test using ``home_db`` once per database (see pytest_collection_modifyitems)."""
     if "home_db" in metafunc.fixturenames:
-        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("home_db", ["sqlite"] if only else HOME_DATABASES, indirect=True)
+        metafunc.parametrize("home_db", HOME_DATABASES, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the PostgreSQL run of a test marked sqlite_only (on the test, or on one of
+    its fixture params): it edits a SQLite file, or repeats what another run covers."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        postgres = params.get("home_db") == "postgres"
+        (drop if postgres and item.get_closest_marker("sqlite_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

@@ -178,7 +178,8 @@ class Backend:
         )
 
 
-@pytest.fixture(params=["local", "lakefs"])
+# lakeFS on a PostgreSQL home: the gate's reading of the home is covered by "local"
+@pytest.fixture(params=["local", pytest.param("lakefs", marks=pytest.mark.sqlite_only)])
 def backend(request: pytest.FixtureRequest, env: Env) -> Iterator[Backend]:
     if request.param == "local":
         yield Backend(env, "local", env.store)
@@ -527,6 +528,7 @@ def test_unreadable_trust_store_fails_closed(env: Env, backend: Backend) -> None
     assert decision.vsa is not None  # the home's signer was already loaded: recorded FAILED
 
 
+@pytest.mark.sqlite_only  # refused input: not about the home's database
 def test_caller_mistakes_raise_input_error(env: Env) -> None:
     with pytest.raises(InputError, match="not a snapshot URI"):
         evaluate_gate(["s3://bucket/key"], home=env.home)
@@ -576,6 +578,7 @@ def _lake_gate(env: Env, store: LakeFSStore, *inputs: str) -> GateDecision:
     )
 
 
+@pytest.mark.sqlite_only  # lakeFS: the gate's reading of the home is covered
 def test_lakefs_pinned_allowed_branch_refused_changed_detected(
     env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
 ) -> None:
@@ -605,6 +608,7 @@ def test_lakefs_pinned_allowed_branch_refused_changed_detected(
     assert "docs/faq.md" in changed.reasons[0].message
 
 
+@pytest.mark.sqlite_only  # lakeFS: the gate's reading of the home is covered
 def test_lakefs_object_written_outside_provgate_is_committed_but_refused(
     env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
 ) -> None:
@@ -652,6 +656,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.sqlite_only  # lakeFS: the gate's reading of the home is covered
 def test_lakefs_unreachable_fails_closed(env: Env) -> None:
     port = _closed_port()
     with LakeFSStore(f"http://127.0.0.1:{port}", ACCESS_KEY, SECRET, retries=0) as store:
@@ -661,6 +666,7 @@ def test_lakefs_unreachable_fails_closed(env: Env) -> None:
     assert "fails closed" in decision.reasons[0].message
 
 
+@pytest.mark.sqlite_only  # lakeFS: the gate's reading of the home is covered
 def test_lakefs_not_configured_fails_closed(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
         "LAKECTL_SERVER_ENDPOINT_URL",
@@ -673,6 +679,7 @@ def test_lakefs_not_configured_fails_closed(env: Env, monkeypatch: pytest.Monkey
     assert "not configured" in decision.reasons[0].message
 
 
+@pytest.mark.sqlite_only  # lakeFS: the gate's reading of the home is covered
 def test_lakefs_untrusted_banned_and_unknown_license_all_listed(
     env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS], tmp_path: Path
 ) -> None:

@@ -345,6 +345,7 @@ def test_cli_trace_formats(pipe: Pipeline) -> None:
     assert {n["kind"] for n in down.json()["nodes"]} == {"snapshot", "training"}
 
 
+@pytest.mark.sqlite_only  # refused input: the home's database does not matter
 @pytest.mark.parametrize(
     ("target", "message"),
     [
@@ -369,6 +370,7 @@ def test_bad_targets_are_clear_errors(pipe: Pipeline, target: str, message: str)
         lineage.resolve(target)
 
 
+@pytest.mark.sqlite_only  # refused input: the home's database does not matter
 def test_bad_format_is_a_usage_error(pipe: Pipeline) -> None:
     result = pipe.cli("trace", "0", "--format", "svg")
     assert result.code == 2

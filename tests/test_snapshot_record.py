@@ -331,6 +331,7 @@ def test_metadata_naming_another_record_is_detected(env: Env) -> None:
         assert says in report.problems[0].message
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 @pytest.mark.parametrize(
     ("named", "says"),
     [("99", "never appended"), ("-1", "not a log index"), ("1e3", "not a log index")],
@@ -381,6 +382,7 @@ def test_commit_whose_record_was_never_appended_stays_unrecorded(env: Env) -> No
     assert verify_home(env.home).ok
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 @pytest.mark.parametrize("prefix", ["../x", "a/../b", "/abs", "a//b", "./a", "nul\x00"])
 def test_unsafe_prefix_is_refused_before_writing(env: Env, prefix: str) -> None:
     with pytest.raises(InputError):
@@ -396,6 +398,7 @@ def test_unsafe_prefix_is_refused_before_writing(env: Env, prefix: str) -> None:
     assert env.recorder.ledger.size() == 0
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 def test_bad_source_and_branch(env: Env) -> None:
     with pytest.raises(InputError, match="no such file"):
         commit_snapshot(env.recorder, env.store, "demo", "main", env.data / "nope", index=env.index)
@@ -436,6 +439,7 @@ def _verify_lakefs(env: Env, store: LakeFSStore, ref: str) -> SnapshotVerifyRepo
     )
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 def test_lakefs_snapshot_is_covered_and_verifies(
     env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
 ) -> None:
@@ -459,6 +463,7 @@ def test_lakefs_snapshot_is_covered_and_verifies(
     assert [(p.kind, p.path) for p in report.problems] == [("changed", "docs/faq.md")]
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 def test_lakefs_recommit_under_the_same_path_keeps_the_old_snapshot(
     env: Env, lakefs: tuple[LakeFSStore, FakeLakeFS]
 ) -> None:
@@ -473,6 +478,7 @@ def test_lakefs_recommit_under_the_same_path_keeps_the_old_snapshot(
     assert "no snapshot record" in report.problems[0].message
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 def test_record_validates_against_the_published_schema(env: Env) -> None:
     env.ingest(env.data / "docs")
     (env.data / "docs" / "late.txt").write_text("uncovered\n")
@@ -483,6 +489,7 @@ def test_record_validates_against_the_published_schema(env: Env) -> None:
     validator("snapshot-v1.json").validate(statement["predicate"])
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 def test_file_changed_between_walk_and_upload_is_refused(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -523,6 +530,7 @@ def test_content_index_round_trip(tmp_path: Path) -> None:
         assert index.snapshot("provgate", "demo", "11" * 32) is None
 
 
+@pytest.mark.sqlite_only  # input, format or lakeFS: not about the home's database
 def test_record_too_large_for_a_leaf_is_refused_before_committing(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
