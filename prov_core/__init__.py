@@ -33,6 +33,7 @@ _EXPORTS = {
     "VerifyReport": "prov_core.verify",
     "verify_home": "prov_core.verify",
     "digest_path": "prov_core.digest",
+    "open_output": "prov_core.sink",
     "ProvgateError": "prov_core.errors",
 }
 
@@ -50,6 +51,7 @@ __all__ = [
     "ingest_path",
     "init_home",
     "open_home",
+    "open_output",
     "record_step",
     "verify_home",
 ]
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from prov_core.errors import ProvgateError
     from prov_core.home import Home, init_home, open_home
     from prov_core.ingest import IngestRequest, ingest_path
+    from prov_core.sink import open_output
     from prov_core.step import Artifact, Attestation, CodeIdentity, Recorder, record_step
     from prov_core.verify import VerifyReport, verify_home
 

@@ -329,12 +329,39 @@ def _link_target(link: str, rel: str, real_root: str) -> tuple[str, int]:
     return target, st.st_size
 
 
-def digest_path(path: str | os.PathLike[str], progress: Progress | None = None) -> TreeDigest:
+def _content(path: str, size: int, progress: Progress | None, reuse_written: bool) -> str:
+    """_content is the BLAKE3 of a file: the one a sink noted as it stored the file
+    (``reuse_written``, and the file unchanged since), else read from the file."""
+    if reuse_written:
+        from prov_core.sink import written_digest
+
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise _open_error(path, exc) from exc
+        found = written_digest(st) if st.st_size == size else None
+        if found is not None:
+            if progress is not None:
+                progress(size)
+            return found
+    return _hash_file(path, size, progress)
+
+
+def digest_path(
+    path: str | os.PathLike[str],
+    progress: Progress | None = None,
+    *,
+    reuse_written: bool = False,
+) -> TreeDigest:
     """digest_path returns the digest of a file or a directory tree, streaming its bytes.
 
     ``progress``, when given, is called with each increment of bytes hashed.
     A missing path, an unreadable file, a link out of the tree or a special
     file raises :class:`~prov_core.errors.InputError` naming it.
+    With ``reuse_written``, a file this process stored through
+    :func:`prov_core.sink.open_output` (or ``copy_into``), unchanged since, is
+    named by the digest taken as it was written instead of being read again
+    (:func:`prov_core.sink.written_digest`); verification never sets it.
     """
     p = os.fspath(path)
     try:
@@ -344,7 +371,7 @@ def digest_path(path: str | os.PathLike[str], progress: Progress | None = None) 
     if stat.S_ISREG(st.st_mode):
         name = os.path.basename(os.path.normpath(p)) or p
         _check_name(name)
-        b3 = _hash_file(p, st.st_size, progress)
+        b3 = _content(p, st.st_size, progress, reuse_written)
         entry = FileDigest(path=name, blake3=b3, size=st.st_size)
         return TreeDigest(
             blake3=b3,
@@ -356,7 +383,10 @@ def digest_path(path: str | os.PathLike[str], progress: Progress | None = None) 
         raise InputError(f"{p}: not a regular file or directory")
     listing = _walk(p, os.path.realpath(p))
     listing.sort(key=lambda e: e[0].encode("utf-8"))
-    files = [FileDigest(rel, _hash_file(src, size, progress), size) for rel, src, size in listing]
+    files = [
+        FileDigest(rel, _content(src, size, progress, reuse_written), size)
+        for rel, src, size in listing
+    ]
     manifest = b"".join(manifest_line(f.path, f.blake3) for f in files)
     return TreeDigest(
         blake3=blake3.blake3(manifest).hexdigest(),

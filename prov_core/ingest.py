@@ -94,17 +94,21 @@ def ingest_path(
     *,
     index: ContentIndex | None = None,
     samples_store: SampleStore | None = None,
+    reuse_written: bool = False,
 ) -> IngestResult:
     """Digest ``path`` (rows or files), sign the ingest record, append it; return it.
 
     With ``index``, every file's BLAKE3 is indexed as covered by the new record.
     With ``samples_store``, the sorted sample ids are kept there (before the
     record is appended), so a sample can later be proven in or out of the set.
+    With ``reuse_written``, files this process collected through
+    :mod:`prov_core.sink` (unchanged since) are named by the digest taken as
+    they were stored, not read again (see :func:`~prov_core.digest.digest_path`).
     """
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     retrieved = datetime.now(UTC)
-    tree = digest_path(path, progress=progress)
+    tree = digest_path(path, progress=progress, reuse_written=reuse_written)
     if is_tabular(path) and not request.per_file:
         from prov_core.digest import read_table, sample_set_of_table
 

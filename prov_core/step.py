@@ -127,7 +127,12 @@ class Artifact:
 
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike[str], name: str | None = None, *, samples: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        samples: bool = False,
+        reuse_written: bool = False,
     ) -> Artifact:
         """Digest a file or directory (streaming) and name it by path.
 
@@ -135,11 +140,16 @@ class Artifact:
         (``{"count", "algorithm", "leafEncoding", "root"}``: rows of a table file,
         else one sample per file), which the record signs beside its BLAKE3, so
         a policy can count the samples a snapshot object holds.
+
+        ``reuse_written`` takes the digest of a file this process stored through
+        :func:`prov_core.sink.open_output` (unchanged since) from the sink
+        instead of reading the file again; adapters set it for the outputs
+        they record, verification never does.
         """
         from prov_core.digest import SampleSet, digest_path, is_tabular
 
         p = Path(path)
-        tree = digest_path(p)
+        tree = digest_path(p, reuse_written=reuse_written)
         summary: dict[str, Any] | None = None
         if samples:
             if is_tabular(p):

@@ -21,6 +21,7 @@ PUBLIC = {
     "ingest_path",
     "init_home",
     "open_home",
+    "open_output",
     "record_step",
     "verify_home",
 }
