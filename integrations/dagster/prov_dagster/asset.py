@@ -282,6 +282,7 @@ def _record(
                     value.request,
                     index=index,
                     samples_store=home.open_samples(),
+                    reuse_written=True,
                 )
             return _Node(
                 result.attestation,
@@ -322,7 +323,7 @@ def _record(
                 snapshot_commit=snap.commit_id,
             )
         files = _as_outputs(value, name)
-        artifacts = [Artifact.from_path(p, name=n) for n, p in files.items()]
+        artifacts = [Artifact.from_path(p, name=n, reuse_written=True) for n, p in files.items()]
         if gate_vsa is not None:
             inputs.insert(0, gate_vsa)
         attestation = record_step(
