@@ -48,6 +48,7 @@ from prov_dagster.errors import ProvenanceError, ProvenanceRefused
 from prov_dagster.resource import RESOURCE_KEY, ProvenanceResource
 
 if TYPE_CHECKING:
+    from prov_core.home import Home
     from prov_core.ingest import IngestRequest
     from prov_core.step import Artifact, Attestation
 
@@ -248,7 +249,7 @@ def _as_outputs(value: Any, asset_name: str) -> dict[str, Path]:
 
 def _record(
     context: AssetExecutionContext,
-    provenance: ProvenanceResource,
+    home: Home,
     value: Any,
     *,
     fn: Callable[..., Any],
@@ -268,7 +269,6 @@ def _record(
         record_step,
     )
 
-    home = provenance.open_home()
     name = context.asset_key.to_user_string()
     inputs: list[Artifact | Attestation] = [p.attestation for p in upstream]
     with Recorder.from_home(home) as recorder:
@@ -354,12 +354,13 @@ def _statement(leaf: bytes) -> dict[str, Any]:
 
 def _metadata(
     provenance: ProvenanceResource,
+    home: Home,
     node: _Node,
     upstream: list[_Parent],
     gate_vsa: Attestation | None,
 ) -> dict[str, Any]:
     a = node.attestation
-    with provenance.open_home().open_ledger() as ledger:
+    with home.open_ledger() as ledger:
         statement = _statement(ledger.entry(a.log_index))
     meta: dict[str, Any] = {
         LOG_INDEX: MetadataValue.text(str(a.log_index)),
@@ -496,9 +497,10 @@ def provenance_asset(
                 config = context.op_execution_context.op_config
                 params_value = dict(config) if isinstance(config, Mapping) else {}
             try:
+                home = provenance.open_home()  # once per materialization
                 node = _record(
                     context,
-                    provenance,
+                    home,
                     value,
                     fn=user_fn,
                     upstream=upstream,
@@ -519,7 +521,7 @@ def provenance_asset(
                 f"{node.attestation.log_index}"
             )
             return MaterializeResult(
-                metadata=_metadata(provenance, node, upstream, gate_vsa),
+                metadata=_metadata(provenance, home, node, upstream, gate_vsa),
                 data_version=DataVersion(node.content),
             )
 
