@@ -290,7 +290,8 @@ def init_home(path: Path | None = None) -> tuple[Home, bool]:
             store.save(home.trust_path)
             created = True
         ledger_existed = home.ledger_url is not None or home.ledger_path.exists()
-        home.open_ledger().close()
+        if home.ledger_url is not None or not ledger_existed:  # create (or migrate) it
+            home.open_ledger().close()
         if home.ledger_url is not None:  # apply the other components' migrations too
             home.open_index().close()
             home.open_lineage_index().close()

@@ -117,6 +117,7 @@ class _Parent:
 @dataclass(frozen=True)
 class _Node:
     attestation: Attestation
+    leaf: bytes  # the ledger entry, as stored
     content: str
     samples: int
     outputs: dict[str, str] = field(default_factory=dict)
@@ -286,6 +287,7 @@ def _record(
                 )
             return _Node(
                 result.attestation,
+                recorder.ledger.entry(result.attestation.log_index),
                 result.root,
                 result.samples,
                 outputs={Path(value.path).name: str(value.path)},
@@ -317,6 +319,7 @@ def _record(
             pinned = f"{value.scheme}://{value.repo}/{snap.commit_id}"
             return _Node(
                 snap.attestation,
+                recorder.ledger.entry(snap.attestation.log_index),
                 snap.commit_id,
                 len(snap.objects),
                 snapshot_uri=pinned,
@@ -339,6 +342,7 @@ def _record(
         )
         return _Node(
             attestation,
+            recorder.ledger.entry(attestation.log_index),
             outputs_digest(artifacts),
             len(artifacts),
             outputs={n: str(p) for n, p in files.items()},
@@ -354,14 +358,12 @@ def _statement(leaf: bytes) -> dict[str, Any]:
 
 def _metadata(
     provenance: ProvenanceResource,
-    home: Home,
     node: _Node,
     upstream: list[_Parent],
     gate_vsa: Attestation | None,
 ) -> dict[str, Any]:
     a = node.attestation
-    with home.open_ledger() as ledger:
-        statement = _statement(ledger.entry(a.log_index))
+    statement = _statement(node.leaf)
     meta: dict[str, Any] = {
         LOG_INDEX: MetadataValue.text(str(a.log_index)),
         ENVELOPE: MetadataValue.text(a.envelope_sha256),
@@ -521,7 +523,7 @@ def provenance_asset(
                 f"{node.attestation.log_index}"
             )
             return MaterializeResult(
-                metadata=_metadata(provenance, home, node, upstream, gate_vsa),
+                metadata=_metadata(provenance, node, upstream, gate_vsa),
                 data_version=DataVersion(node.content),
             )
 
