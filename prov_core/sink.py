@@ -87,8 +87,8 @@ MAX_NOTED = 65536
 """MAX_NOTED is how many written files' digests this process keeps (oldest dropped first)."""
 
 NOTE_MIN_SIZE = 4 << 20
-"""NOTE_MIN_SIZE: smaller files are not noted (reading one back costs less than the wait
-for the clock tick, about 2 ms, that noting takes); they are read when digested."""
+"""NOTE_MIN_SIZE: smaller files are not noted, and are read when digested: reading one
+back costs less than what noting may (a wait of up to one clock tick, see close)."""
 
 _COALESCE = 1 << 20  # small writes are gathered up to 1 MiB before they go to disk
 _SMALL = 256 << 10  # writes below 256 KiB are gathered; larger ones go straight through
@@ -259,6 +259,7 @@ class HashingSink(io.BufferedIOBase):
         self._hasher = _Hasher()
         self._failed = False
         self._done = False
+        self._pid = os.getpid()
         self.result: WrittenFile | None = None
 
     @property
@@ -361,6 +362,11 @@ class HashingSink(io.BufferedIOBase):
     def _check_open(self) -> None:
         if self._done:
             raise ValueError(f"I/O operation on a closed output ({self._path})")
+        if os.getpid() != self._pid:  # a forked child has the sink but not its worker
+            raise InputError(
+                f"{self._path}: this output was opened in process {self._pid}; write and "
+                "close it there (a forked process cannot finish its digest)"
+            )
         if self._failed:
             raise InputError(f"{self._path}: an earlier write failed; the output is discarded")
 
@@ -413,6 +419,11 @@ class HashingSink(io.BufferedIOBase):
     def _abort(self) -> None:
         self._done = True
         self._failed = True
+        if os.getpid() != self._pid:  # a forked child: leave the parent's file and worker
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            io.BufferedIOBase.close(self)
+            return
         self._hasher.stop()
         with contextlib.suppress(OSError):
             os.close(self._fd)

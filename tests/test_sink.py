@@ -319,3 +319,27 @@ def test_ctime_probe_leaves_nothing_and_is_kept_per_device(
     assert list(tmp_path.iterdir()) == []
     assert sink._ctime_moves_after_stat(str(tmp_path / "missing"), dev) is answer  # cached
     assert sink._ctime_moves_after_stat(str(tmp_path / "missing"), dev + 1) is False
+
+
+def test_a_forked_child_cannot_finish_or_discard_the_parents_output(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    f = open_output(target)
+    f.write(os.urandom(3 * NOTE_MIN_SIZE))  # past one batch: the hashing worker is running
+    pid = os.fork()
+    if pid == 0:  # the child: closing refuses, dropping leaves the parent's file alone
+        code = 0
+        try:
+            f.close()
+            code = 1
+        except InputError as exc:
+            code = 0 if "was opened in process" in str(exc) else 2
+        del f
+        gc.collect()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    f.write(b"more")
+    f.close()  # the parent finishes its file as if nothing happened
+    assert f.result is not None
+    assert f.result.blake3 == digest_path(target).blake3
+    assert _leftovers(tmp_path) == []
