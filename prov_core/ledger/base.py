@@ -16,14 +16,21 @@ The implementer's contract:
   signs them. Opening existing storage made for another origin, or storage
   that is not a provgate ledger, raises :class:`~prov_core.errors.ConfigError`
   naming it.
-- **append(leaves)** is one transaction for the whole batch. It assigns the
-  next consecutive 0-based indices, stores the entries, the subtrees they
-  complete (:func:`~prov_core.ledger.merkle.new_subtrees`) and a checkpoint
-  signed for the new size, and commits all of it or nothing. Writers in
-  other threads or processes must get gap-free, unique, ordered indices: a
-  backend re-reads the stored size inside its write transaction and never
-  trusts a cached one. An empty batch or a leaf that is not ``bytes`` is an
-  :class:`~prov_core.errors.InputError`.
+- **append(leaves)** is atomic for the whole batch. It assigns consecutive
+  0-based indices, stores the entries, the subtrees they complete
+  (:func:`~prov_core.ledger.merkle.new_subtrees`) and a checkpoint signed for
+  a size that includes them, and commits all of it or nothing; it returns
+  only once that is durable. The :class:`Appended` it returns names the
+  indices and that checkpoint. A backend may integrate the appends of several
+  concurrent writers in one transaction under one checkpoint (the PostgreSQL
+  ledger does, ``docs/scaling.md``): the checkpoint's size is then that of
+  the whole batch, and each append's entries stay consecutive. Appends from
+  one thread land in the order they were made. Writers in other threads or
+  processes must get gap-free, unique, ordered indices: a backend re-reads
+  the stored size inside its write transaction and never trusts a cached
+  one. An empty batch or a leaf that is not ``bytes`` is an
+  :class:`~prov_core.errors.InputError`. An append that raises took nothing
+  unless its error says the outcome is unknown.
 - **size()** is the size of the latest checkpoint, the committed head.
 - **entry(i)**, **entries(start, stop)** return stored bytes as they are, in
   index order; ``entries`` yields ``(index, bytes)`` for the rows actually
@@ -69,16 +76,23 @@ MAX_BATCH = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """Appended reports one append: indices ``first_index .. size - 1`` and the new checkpoint."""
+    """Appended reports one append: its ``count`` entries and the checkpoint they landed under.
+
+    The entries are at ``first_index .. first_index + count - 1``;
+    ``checkpoint_note`` is the signed checkpoint of tree ``size``, the first
+    checkpoint that includes them (``size >= first_index + count``: larger when
+    the backend integrated other writers' appends in the same batch).
+    """
 
     first_index: int
     size: int
     checkpoint_note: bytes
+    count: int
 
     @property
     def indices(self) -> range:
         """indices is the range of indices the append assigned."""
-        return range(self.first_index, self.size)
+        return range(self.first_index, self.first_index + self.count)
 
 
 @runtime_checkable

@@ -51,7 +51,7 @@ class MemoryLedger(BaseLedger):
             self._subtrees.update(new)
             self._checkpoints[size] = note
             self._frontier = frontier
-        return Appended(first, size, note)
+        return Appended(first, size, note, len(batch))
 
     @contextlib.contextmanager
     def reserve(self) -> Iterator[int]:

@@ -1,44 +1,54 @@
 """The shared ledger: PostgreSQL, for many writers on many machines.
 
-Schema (version 1, tables prefixed ``ledger_`` so the lineage index and the
-snapshot store's metadata can share the database)::
+The tables and procedures are in :mod:`~prov_core.ledger._postgres_schema`.
+Why this design and not a lock per append, a sequence or a sequencer daemon,
+with the measurements: ``docs/scaling.md``.
 
-    ledger_schema_migrations(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)
-    ledger_meta(key TEXT PRIMARY KEY, value TEXT)      -- schema, origin
-    ledger_entries(
-        idx    BIGINT PRIMARY KEY,                     -- the log, 0-based
-        hashes BYTEA NOT NULL,                         -- the subtrees leaf idx completes
-        note   BYTEA,                                  -- checkpoint of size idx + 1, or NULL
-        leaf   BYTEA NOT NULL                          -- the entry, as appended
-    )
-    ledger_head(id = 1, size BIGINT, frontier BYTEA)   -- the committed head, one row
+**Group append** (flat combining). An append of up to :attr:`PostgresLedger.group_limit`
+entries is one ``CALL ledger_submit(...)``: the server commits it as a
+*submission* (a row with a random 16-byte id chosen by the writer), then
+waits for the writers' lock, a session-level advisory lock. Whoever gets the
+lock looks at its submission:
 
-``ledger_entries`` is laid out exactly as the SQLite backend's ``entries``
-(see :mod:`~prov_core.ledger.sqlite`): subtree ``(L, n)`` is bytes
-``32 L .. 32 L + 31`` of ``hashes`` in row ``((n + 1) << L) - 1``, and the last
-row of each append carries the checkpoint signed for the new size.
+- another writer already integrated it: it lets the lock go at once and
+  returns the index and the checkpoint its entries landed under. It signs
+  nothing, and the lock passed on inside the server, with no round trip to
+  this client;
+- it is still pending: this writer leads. It keeps the lock, gets the head
+  (size and right edge of the tree) and every pending submission in arrival
+  order (up to 1024), extends the tree, signs **one checkpoint for the whole
+  batch**, and ``CALL ledger_integrate(...)`` writes the entries, the
+  checkpoint and the new head in one transaction, commits it synchronously
+  (nothing is visible before it is on disk) and releases the lock.
 
-``ledger_head`` is the log's write lock and the state a writer needs: the
-committed size and the right edge of the tree (its complete subtrees'
-hashes, largest first, concatenated; :class:`~prov_core.ledger.merkle.Frontier`).
-An append is one transaction (READ COMMITTED) in two round trips::
+While one leader works, the other writers' submissions pile up; the next
+leader takes them all. Indices are gap-free, unique (also the primary key)
+and ordered; each append's entries are consecutive; the rows, hashes,
+checkpoint and head commit together or not at all. ``ledger_integrate`` also
+moves the head only from the size the leader read (a writer that bypassed
+the lock makes it fail and start over), so two writers can never both
+append at one index.
 
-    BEGIN; SELECT size, frontier, pg_current_xact_id() FROM ledger_head WHERE id = 1 FOR UPDATE
-    -- extend the frontier, sign the checkpoint of the new size
-    WITH rows AS (INSERT INTO ledger_entries ...) UPDATE ledger_head SET size, frontier;
-    SET LOCAL synchronous_commit = off; COMMIT; SELECT pg_current_xact_id()
+**Direct append**: :meth:`~PostgresLedger.reserve` and larger batches take the
+writers' lock and lock the head row (``SELECT ... FOR UPDATE``), write their
+entries and checkpoint themselves, and commit synchronously (two round
+trips, the lock held across both).
 
-``FOR UPDATE`` makes every other writer, on any machine, wait for the row;
-once it is released PostgreSQL re-reads the row's newest committed version,
-so the size a writer sees is the committed head. Indices are therefore
-gap-free, unique (also the primary key) and ordered, and the rows, hashes,
-checkpoint and head commit together or not at all. The ``COMMIT`` does not
-wait for the WAL flush, so the lock is released at once; the last statement
-commits synchronously in a transaction of its own, so the append returns only
-once its commit record is on disk, and concurrent writers' flushes combine
-(group commit; ``strict_commit=True`` flushes under the lock instead). Why
-this and not an advisory lock or a sequence, with the measurements:
-``docs/scaling.md``.
+**Failures.** A writer killed after its submission committed leaves it
+pending: the next leader integrates it, exactly once (then it is that
+writer's one in-flight append, durable without an acknowledgement). A lost
+connection releases the lock (the server ends the session); the append
+reconnects and submits again, which stores nothing new (the id is the
+primary key and integrated submissions are kept), then finds its submission
+pending or integrated (``retries`` times, then LedgerError). An append that
+fails (a lock timeout, the leader's signer, a storage error) *withdraws* its
+submission (first_idx = -1, committed synchronously) so that no later leader
+integrates it; a leader withdraws its own before it lets the lock go. If the
+withdrawal cannot be done either, the LedgerError says the outcome is
+unknown. A direct append lost during its ``COMMIT`` asks the server
+(``pg_xact_status`` of its transaction id) whether it committed. An append
+inside :meth:`~PostgresLedger.reserve` is never retried (the reservation died
+with the connection).
 
 Migrations: :data:`MIGRATIONS` is the ordered list of steps; step ``v``
 brings the schema to version ``v``. On opening, one transaction takes an
@@ -47,18 +57,10 @@ applied version, refuses a newer one than this code knows
 (:class:`~prov_core.errors.ConfigError` naming it), applies the missing steps
 in order, records each, and records the origin of a new log.
 
-Connection loss: the server rolls back a transaction whose connection is
-gone, so an append that fails before its ``COMMIT`` was sent took nothing;
-:meth:`PostgresLedger.append` reconnects and retries it (``retries`` times,
-then :class:`~prov_core.errors.LedgerError`). When the connection is lost
-during ``COMMIT`` the outcome is unknown to the client: the append reconnects
-and asks the server (``pg_xact_status`` of the transaction's id) whether it
-committed, and returns its result or retries accordingly; if the server
-cannot tell, it raises LedgerError saying the outcome is unknown rather than
-risk a duplicate. An append inside :meth:`~PostgresLedger.reserve` is never
-retried (the reservation died with the connection).
-
-Needs PostgreSQL 13 or later (``pg_current_xact_id``, ``pg_xact_status``).
+Needs PostgreSQL 13 or later (procedures with INOUT arguments,
+``pg_current_xact_id``, ``pg_xact_status``) and PL/pgSQL (installed by
+default). Sessions run with ``synchronous_commit = off``; the commits that
+must be durable before an append returns set it on.
 
 The password of the connection URL is never shown: errors and ``repr`` name
 the database by :func:`mask_url`.
@@ -67,15 +69,22 @@ the database by :func:`mask_url`.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from prov_core.errors import ConfigError, InputError, LedgerError, LedgerIntegrityError
+from prov_core.ledger._postgres_schema import (
+    MIGRATIONS,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    WRITERS_LOCK,
+)
 from prov_core.ledger.base import Appended, BaseLedger, check_leaves
 from prov_core.ledger.checkpoint import Checkpoint, CheckpointSigner, checkpoint_body
 from prov_core.ledger.merkle import HASH_SIZE, Frontier
@@ -84,25 +93,6 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["MIGRATIONS", "SCHEMA_NAME", "SCHEMA_VERSION", "PostgresLedger", "mask_url"]
-
-SCHEMA_NAME = "provgate-ledger"
-"""SCHEMA_NAME is the ``ledger_meta.schema`` value that marks a provgate ledger."""
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: the log, its head and its metadata.
-    (
-        "CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE TABLE ledger_entries (idx BIGINT PRIMARY KEY, hashes BYTEA NOT NULL,"
-        " note BYTEA, leaf BYTEA NOT NULL)",
-        "CREATE TABLE ledger_head (id SMALLINT PRIMARY KEY CHECK (id = 1),"
-        " size BIGINT NOT NULL, frontier BYTEA NOT NULL)",
-        "INSERT INTO ledger_head (id, size, frontier) VALUES (1, 0, '')",
-        f"INSERT INTO ledger_meta (key, value) VALUES ('schema', '{SCHEMA_NAME}')",
-    ),
-)
-"""MIGRATIONS lists the schema steps in order: step ``v`` (1-based) makes version ``v``."""
-SCHEMA_VERSION = len(MIGRATIONS)
-"""SCHEMA_VERSION is the newest schema version this code reads and writes."""
 
 _MIGRATION_LOCK = 0x70726F76_6C656467  # "provledg": serializes concurrent openers
 _CHUNK = 1024
@@ -116,13 +106,33 @@ _LOCK_HEAD = (
 # query; if the write fails, the server skips the rest.
 _INSERT = "WITH new AS (INSERT INTO ledger_entries (idx, hashes, note, leaf) VALUES {rows})"
 _UPDATE = " UPDATE ledger_head SET size = {size}, frontier = {frontier} WHERE id = 1"
-_COMMIT = "; COMMIT"
-# Group commit: the COMMIT does not wait for the WAL flush, so the head lock is
-# released at once; the statement after it runs in a transaction of its own
-# that is given an xid and commits synchronously: its flush covers the WAL up
-# to and past the append's commit record, and it returns only then.
-_BARRIER = "SELECT pg_current_xact_id()"
-_GROUP_COMMIT = f"; SET LOCAL synchronous_commit = off; COMMIT; {_BARRIER}"
+# Sessions commit without waiting for the WAL flush (synchronous_commit = off,
+# set on connecting); what must be durable before it returns says so.
+_STRICT_COMMIT = "; SET LOCAL synchronous_commit = on; COMMIT"
+
+# Group append (flat combining; the module docstring).
+_SUBMIT = (
+    "CALL ledger_submit({sid}, {hashes}, {leaves}, {batch}, NULL, NULL, NULL, NULL, NULL, NULL)"
+)
+_UNLOCK = "SELECT pg_advisory_unlock_all()"
+# Where a submission is: no row (never stored), first_idx NULL (pending), -1
+# (withdrawn) or its first index, with the size and checkpoint it landed under.
+_STATUS = (
+    "SELECT s.first_idx, s.size, e.note FROM ledger_submissions s"
+    " LEFT JOIN ledger_entries e ON e.idx = s.size - 1 WHERE s.id = {sid}"
+)
+_INTEGRATE = (
+    "CALL ledger_integrate({old_size}, {size}, {frontier}, {note},"
+    " ARRAY[{sids}]::bytea[], ARRAY[{firsts}]::bigint[], ARRAY[{hashes}]::bytea[])"
+)
+_WITHDRAW = (
+    "BEGIN; SET LOCAL synchronous_commit = on; UPDATE ledger_submissions"
+    " SET first_idx = -1, hashes = '', leaves = NULL WHERE id = {sid} AND first_idx IS NULL;"
+    " COMMIT; "
+)
+_BATCH = 1024  # submissions integrated per transaction, at most
+_MOVED = {"PVG01", "PVG02"}  # ledger_integrate: the head moved, a submission was withdrawn
+_MOVES = 8  # how often a leader starts over after _MOVED before it gives up
 _PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
@@ -159,6 +169,24 @@ def _hex(value: bytes) -> str:
     return f"decode('{value.hex()}','hex')"
 
 
+def _one_row(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """_one_row returns the row a CALL returned (its INOUT arguments)."""
+    row: tuple[Any, ...] | None = cur.fetchone()
+    if row is None:
+        raise LedgerIntegrityError("a ledger procedure returned no row")
+    return row
+
+
+def _tuple_results(cur: psycopg.Cursor[Any]) -> list[list[tuple[Any, ...]]]:
+    """_tuple_results returns the rows of every statement that returned rows, in order."""
+    out = []
+    while True:
+        if cur.description is not None:
+            out.append(cur.fetchall())
+        if not cur.nextset():
+            return out
+
+
 def _connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
     """_connection_lost tells whether ``exc`` means the connection (not the statement) failed.
 
@@ -183,6 +211,9 @@ class PostgresLedger(BaseLedger):
     """PostgresLedger stores the log in a PostgreSQL database (see the module docstring)."""
 
     kind = "postgres"
+    group_limit: ClassVar[int] = 64
+    """group_limit: batches of up to this many entries go through group append."""
+    _commit_sql: ClassVar[str] = f"{_STRICT_COMMIT}; {_UNLOCK}"
 
     def __init__(
         self,
@@ -193,7 +224,6 @@ class PostgresLedger(BaseLedger):
         connect_timeout: float = 10.0,
         lock_timeout: float = 30.0,
         retries: int = 2,
-        strict_commit: bool = False,
     ) -> None:
         """__init__ connects to ``url``, migrating its schema (creating the log) as needed.
 
@@ -201,18 +231,6 @@ class PostgresLedger(BaseLedger):
         (then LedgerError). ``retries`` is how many times an append is
         reconnected and retried after a connection loss that certainly took
         nothing.
-
-        ``strict_commit`` chooses when the head lock is released. By default
-        (group commit) an append commits without waiting for the WAL flush,
-        which releases the lock at once, and then waits for the flush before
-        it returns: an append is acknowledged only once it is on disk, and
-        the flushes of concurrent writers combine. Other readers may see an
-        entry and its checkpoint a few milliseconds before it is on disk; a
-        crash of the server in that window loses the unacknowledged tail of
-        the log as a whole, and a checkpoint read in it could later be signed
-        again over different entries. ``strict_commit=True`` flushes before
-        releasing the lock, so nothing is visible before it is durable, at
-        a fraction of the throughput (``docs/scaling.md``).
 
         Raises :class:`~prov_core.errors.ConfigError` when psycopg is missing,
         the URL does not parse, the database holds a newer schema, a table
@@ -236,7 +254,6 @@ class PostgresLedger(BaseLedger):
         self._connect_timeout = connect_timeout
         self._lock_timeout = lock_timeout
         self._retries = retries
-        self._commit_sql = _COMMIT if strict_commit else _GROUP_COMMIT
         self._lock = threading.RLock()  # one connection per ledger; reentrant for reserve()
         self._closed = False
         self._conn: psycopg.Connection[Any] | None = None
@@ -275,7 +292,7 @@ class PostgresLedger(BaseLedger):
             raise LedgerError(f"cannot connect to ledger {self.url}: {self._scrub(exc)}") from exc
         try:
             conn.execute(
-                f"SET lock_timeout = {int(self._lock_timeout * 1000)}; SET synchronous_commit = on"
+                f"SET lock_timeout = {int(self._lock_timeout * 1000)}; SET synchronous_commit = off"
             )
         except psycopg.Error as exc:
             conn.close()
@@ -323,6 +340,7 @@ class PostgresLedger(BaseLedger):
 
         try:
             with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = on")
                 apply_migrations(
                     conn,
                     table="ledger_schema_migrations",
@@ -354,7 +372,7 @@ class PostgresLedger(BaseLedger):
 
     # The statements that open an append's transaction and lock the head, sent as
     # one round trip; the last one returns (size, frontier, xid).
-    _begin_sql = f"BEGIN; {_LOCK_HEAD}"
+    _begin_sql = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; {_LOCK_HEAD}"
 
     def _begin_locked(self, conn: psycopg.Connection[Any]) -> tuple[int, Frontier, str]:
         """_begin_locked opens a transaction and locks the head, in one round trip."""
@@ -378,27 +396,217 @@ class PostgresLedger(BaseLedger):
             raise LedgerIntegrityError(f"ledger_head does not match size {size}: {exc}") from exc
 
     def append(self, leaves: Sequence[bytes]) -> Appended:
-        import psycopg
-
         batch = check_leaves(leaves)
         # RFC 9162 section 2.1.1: a leaf hash is SHA-256(0x00 || leaf).
         leaf_hashes = [sha256(b"\x00" + leaf).digest() for leaf in batch]
         leaf_sql = [_hex(leaf) for leaf in batch]  # outside the lock
         with self._lock:
-            reserved, self._reserved = self._reserved, None
-            attempts = 0 if reserved else self._retries
-            while True:
+            if self._reserved is None and len(batch) <= self.group_limit:
+                return self._group_append(leaf_sql, leaf_hashes)
+            return self._direct_append(leaf_sql, leaf_hashes)
+
+    # -- group append -----------------------------------------------------------
+
+    def _group_append(self, leaf_sql: list[str], leaf_hashes: list[bytes]) -> Appended:
+        """_group_append submits the entries, then leads or waits until they are integrated."""
+        import psycopg
+
+        sid = _hex(os.urandom(16))
+        count = len(leaf_sql)
+        submit = _SUBMIT.format(
+            sid=sid,
+            hashes=_hex(b"".join(leaf_hashes)),
+            leaves=f"ARRAY[{','.join(leaf_sql)}]",
+            batch=_BATCH,
+        )
+        wait = _SUBMIT.format(sid=sid, hashes="NULL", leaves="NULL", batch=_BATCH)
+        call = submit
+        attempts = self._retries
+        moves = _MOVES
+        sent = False
+        while True:
+            try:
                 conn = self._connection()
-                try:
-                    return self._append_once(conn, leaf_sql, leaf_hashes, reserved)
-                except _Lost as lost:
-                    if attempts <= 0:
-                        cause = lost.__cause__
-                        raise LedgerError(
-                            f"ledger {self.url}: the connection was lost during an append,"
-                            f" which was rolled back (nothing was appended): {lost}"
-                        ) from (cause if isinstance(cause, psycopg.Error) else lost)
-                    attempts -= 1
+            except LedgerError:
+                if not sent:
+                    raise
+                return self._give_up(sid, count, None, lost=True)
+            try:
+                sent = True
+                first, size, note, frontier, ids, hashes = _one_row(conn.execute(call))
+                if frontier is None:  # another writer integrated it and released the lock
+                    return self._landed(first, size, note, count)
+                # This writer leads: it holds the lock and integrates the pending submissions.
+                mine = self._integrate(conn, sid, (int(size), bytes(frontier), ids, hashes))
+                if mine is not None:
+                    return Appended(mine[0], mine[1], mine[2], count)
+                call = wait  # its own lies beyond this batch: lead again
+            except psycopg.Error as exc:
+                lost = _connection_lost(conn, exc)
+                if lost:
+                    conn.close()  # the server releases what the session held
+                    if attempts > 0:  # the submission is idempotent: send it again
+                        attempts -= 1
+                        call = submit
+                        continue
+                    return self._give_up(sid, count, exc, lost=True)
+                if getattr(exc, "sqlstate", None) in _MOVED and moves > 0:
+                    self._release(conn)
+                    moves -= 1  # the head or a batch changed under the leader: lead again
+                    call = wait
+                    continue
+                self._rollback(conn)
+                return self._give_up(sid, count, exc, lost=False)
+            except Exception as exc:  # e.g. the note signer failed while leading
+                self._rollback(conn)
+                return self._give_up(sid, count, exc, lost=False)
+            except BaseException:
+                self._rollback(conn)
+                with contextlib.suppress(Exception):
+                    self._withdraw(sid, count)
+                self._release(conn)
+                raise
+
+    def _release(self, conn: psycopg.Connection[Any]) -> None:
+        """_release rolls back and lets go of the writers' lock, if the connection is usable."""
+        import psycopg
+
+        self._rollback(conn)
+        if not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(_UNLOCK)
+
+    def _landed(self, first: Any, size: Any, note: Any, count: int) -> Appended:
+        """_landed returns the append a submission became, read from its row."""
+        if first is None:
+            raise LedgerError(f"ledger {self.url}: a submitted append vanished from the table")
+        if first < 0:
+            raise LedgerError(f"ledger {self.url}: a submitted append was withdrawn by another")
+        if note is None:
+            raise LedgerIntegrityError(f"the checkpoint of size {size} is missing from {self.url}")
+        return Appended(int(first), int(size), bytes(note), count)
+
+    def _integrate(
+        self,
+        conn: psycopg.Connection[Any],
+        sid: str,
+        lead: tuple[int, bytes, list[bytes] | None, list[bytes] | None],
+    ) -> tuple[int, int, bytes] | None:
+        """_integrate appends the pending submissions as one batch under one checkpoint.
+
+        ``lead`` is what ledger_submit gave the leader: the head's size and
+        frontier, and the pending submissions' ids and leaf hashes. The caller
+        holds the writers' lock; the write releases it. Returns ``(first
+        index, size, checkpoint)`` of submission ``sid`` if it was in the
+        batch, else None.
+        """
+        size, frontier_blob, ids, hashes = lead
+        if not ids or not hashes:
+            conn.execute(_UNLOCK)
+            return None
+        _, frontier, _ = self._head_state((size, frontier_blob, ""))
+        sids: list[str] = []
+        firsts: list[str] = []
+        entry_hashes: list[str] = []
+        mine = -1
+        for sub, blob in zip(ids, hashes, strict=True):
+            sub_sql = _hex(bytes(sub))
+            if sub_sql == sid:
+                mine = frontier.size
+            sids.append(sub_sql)
+            firsts.append(str(frontier.size))
+            for at in range(0, len(blob), HASH_SIZE):
+                h = bytes(blob[at : at + HASH_SIZE])
+                created = frontier.append(h)
+                # Level 0 first; more when the leaf completes subtrees above it.
+                entry_hashes.append(
+                    _hex(h if len(created) == 1 else b"".join(c[2] for c in created))
+                )
+        new_size = frontier.size
+        note = self.note_signer.sign_note(checkpoint_body(self.origin, new_size, frontier.root()))
+        self._write_and_commit(
+            conn,
+            _INTEGRATE.format(
+                old_size=size,
+                size=new_size,
+                frontier=_hex(b"".join(frontier.hashes())),
+                note=_hex(note),
+                sids=",".join(sids),
+                firsts=",".join(firsts),
+                hashes=",".join(entry_hashes),
+            ),
+        )
+        return None if mine < 0 else (mine, new_size, note)
+
+    def _withdraw(self, sid: str, count: int) -> Appended | None:
+        """_withdraw takes back a pending submission; returns the append if it was integrated."""
+        conn = self._connection()
+        results = _tuple_results(conn.execute(_WITHDRAW.format(sid=sid) + _STATUS.format(sid=sid)))
+        rows = results[-1]
+        if not rows or rows[0][0] is None or rows[0][0] < 0:
+            return None
+        first, size, note = rows[0]
+        return self._landed(first, size, note, count)
+
+    def _give_up(self, sid: str, count: int, exc: BaseException | None, *, lost: bool) -> Appended:
+        """_give_up withdraws a failed append and raises; returns it if it went through after all.
+
+        Raises the error ``exc`` (a psycopg error mapped to LedgerError) when
+        the withdrawal succeeded (nothing was appended, nor will be), or a
+        LedgerError saying the outcome is unknown when it could not be done.
+        A leader withdraws while it still holds the writers' lock (so no other
+        writer can integrate the submission meanwhile) and then lets it go.
+        """
+        import psycopg
+
+        try:
+            done = self._withdraw(sid, count)
+        except (psycopg.Error, LedgerError) as again:
+            if isinstance(again, psycopg.Error) and self._conn is not None:
+                if _connection_lost(self._conn, again):
+                    self._conn.close()
+                else:
+                    self._rollback(self._conn)
+            raise LedgerError(
+                f"ledger {self.url}: an append was submitted but could not be completed nor"
+                f" withdrawn, so whether it is appended is unknown (another writer may still"
+                f" integrate it); check the log before appending it again: {self._scrub(again)}"
+            ) from (exc or again)
+        finally:
+            if self._conn is not None:
+                self._release(self._conn)
+        if done is not None:
+            return done
+        if exc is None or lost:
+            cause = exc if isinstance(exc, psycopg.Error) else None
+            raise LedgerError(
+                f"ledger {self.url}: the connection was lost during an append, which was rolled"
+                f" back (nothing was appended): {self._scrub(exc or 'cannot reconnect')}"
+            ) from cause
+        if isinstance(exc, psycopg.Error):
+            raise LedgerError(f"ledger {self.url}: cannot append: {self._scrub(exc)}") from exc
+        raise exc
+
+    # -- direct append ----------------------------------------------------------
+
+    def _direct_append(self, leaf_sql: list[str], leaf_hashes: list[bytes]) -> Appended:
+        """_direct_append locks the head and writes the entries itself (reserve, large batches)."""
+        import psycopg
+
+        reserved, self._reserved = self._reserved, None
+        attempts = 0 if reserved else self._retries
+        while True:
+            conn = self._connection()
+            try:
+                return self._append_once(conn, leaf_sql, leaf_hashes, reserved)
+            except _Lost as lost:
+                if attempts <= 0:
+                    cause = lost.__cause__
+                    raise LedgerError(
+                        f"ledger {self.url}: the connection was lost during an append,"
+                        f" which was rolled back (nothing was appended): {lost}"
+                    ) from (cause if isinstance(cause, psycopg.Error) else lost)
+                attempts -= 1
 
     def _append_once(
         self,
@@ -442,18 +650,18 @@ class PostgresLedger(BaseLedger):
             if lost:
                 conn.close()
             else:
-                self._rollback(conn)
+                self._release(conn)
             # Before the COMMIT was sent the server rolls back a transaction whose
             # client is gone; after, only the server knows whether it committed.
             if committing and self._committed(xid, exc):
-                return Appended(first, size, note)
+                return Appended(first, size, note, len(leaf_sql))
             if lost:
                 raise _Lost(self._scrub(exc)) from exc
             raise LedgerError(f"ledger {self.url}: cannot append: {self._scrub(exc)}") from exc
         except BaseException:
-            self._rollback(conn)
+            self._release(conn)
             raise
-        return Appended(first, size, note)
+        return Appended(first, size, note, len(leaf_sql))
 
     def _write_and_commit(self, conn: psycopg.Connection[Any], sql: str) -> None:
         """_write_and_commit stores the rows and the head and commits, in one round trip.
@@ -483,14 +691,7 @@ class PostgresLedger(BaseLedger):
                     f" {self._scrub(again)}"
                 ) from exc
             status = row[0] if row else None
-            if status == "committed":
-                try:  # a group commit may not be on disk yet: wait for the flush
-                    conn.execute(_BARRIER)
-                except psycopg.Error as again:
-                    raise LedgerError(
-                        f"ledger {self.url}: an append committed but whether it is on disk is"
-                        f" unknown (the flush failed): {self._scrub(again)}"
-                    ) from exc
+            if status == "committed":  # committed synchronously: on disk
                 return True
             if status == "aborted":
                 return False
@@ -526,7 +727,7 @@ class PostgresLedger(BaseLedger):
                         if attempts > 0:  # nothing is held yet: reconnect and try again
                             attempts -= 1
                             continue
-                    self._rollback(conn)
+                    self._release(conn)
                     raise LedgerError(
                         f"ledger {self.url}: cannot reserve the next index: {self._scrub(exc)}"
                     ) from exc
@@ -535,7 +736,7 @@ class PostgresLedger(BaseLedger):
             finally:
                 self._reserved = None
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                    self._rollback(conn)
+                    self._release(conn)
 
     # -- reading --------------------------------------------------------------
 

@@ -260,7 +260,7 @@ class SQLiteLedger(BaseLedger):
             except sqlite3.Error as exc:
                 raise LedgerError(f"ledger {self.path}: cannot append: {exc}") from exc
             self._frontier = frontier
-        return Appended(first, size, note)
+        return Appended(first, size, note, len(batch))
 
     @contextlib.contextmanager
     def reserve(self) -> Iterator[int]:

@@ -23,17 +23,23 @@ def open_ledger(kind: str, target: str, origin: str, seed: bytes) -> BaseLedger:
 
 def append_many(path: str, origin: str, seed: bytes, worker: int, count: int) -> list[int]:
     """append_many appends ``count`` single entries to SQLite and returns the indices given."""
-    return append_many_to("sqlite", path, origin, seed, worker, count)
+    return [index for index, _, _ in append_many_to("sqlite", path, origin, seed, worker, count)]
 
 
 def append_many_to(
     kind: str, target: str, origin: str, seed: bytes, worker: int, count: int
-) -> list[int]:
-    """append_many_to appends ``count`` single entries and returns the indices it was given."""
+) -> list[tuple[int, int, bytes]]:
+    """append_many_to appends ``count`` single entries; returns what each append returned.
+
+    That is ``(index, size, checkpoint note)``: the entry's index and the
+    checkpoint it landed under.
+    """
     got = []
     with open_ledger(kind, target, origin, seed) as ledger:
         for i in range(count):
-            got.append(ledger.append([b"worker %d entry %d" % (worker, i)]).first_index)
+            done = ledger.append([b"worker %d entry %d" % (worker, i)])
+            assert list(done.indices) == [done.first_index]
+            got.append((done.first_index, done.size, done.checkpoint_note))
     return got
 
 

@@ -86,7 +86,8 @@ class LedgerContract:
             size = 0
             for n in BATCHES:
                 got = ledger.append([b"e%d" % (size + i) for i in range(n)])
-                assert (got.first_index, got.size) == (size, size + n)
+                # One writer: the checkpoint it lands under is the one its own append made.
+                assert (got.first_index, got.count, got.size) == (size, n, size + n)
                 assert list(got.indices) == list(range(size, size + n))
                 size += n
             assert ledger.size() == size

@@ -5,17 +5,24 @@ Every test runs on its own fresh database (the ``postgres_url`` fixture).
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from prov_core.errors import ConfigError, LedgerError
-from prov_core.ledger import NoteSigner, NoteVerifier, audit_log
+from prov_core.ledger import NoteSigner, NoteVerifier, audit_log, open_checkpoint
+from prov_core.ledger.base import Appended
+from prov_core.ledger.merkle import check_inclusion, leaf_hash
 from prov_core.ledger.postgres import PostgresLedger, mask_url
 
-from .conftest import ORIGIN, LedgerFactory
+from . import _mp_worker
+from .conftest import ORIGIN, SEED, LedgerFactory
+from .contract import FailingSigner
 
 try:
     import psycopg
@@ -34,12 +41,12 @@ def test_schema_is_migrated_on_open(postgres_factory: LedgerFactory, postgres_ur
         versions = [r[0] for r in conn.execute("SELECT version FROM ledger_schema_migrations")]
         meta = dict(conn.execute("SELECT key, value FROM ledger_meta").fetchall())
         head = conn.execute("SELECT size, length(frontier) FROM ledger_head").fetchall()
-    assert versions == [1]
+    assert versions == [1, 2]
     assert meta == {"schema": "provgate-ledger", "origin": ORIGIN}
     assert head == [(1, 32)]
     postgres_factory().close()  # reopening applies nothing twice
     with admin(postgres_url) as conn:
-        assert conn.execute("SELECT count(*) FROM ledger_schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM ledger_schema_migrations").fetchone() == (2,)
 
 
 def test_migrations_are_applied_in_order(
@@ -52,19 +59,17 @@ def test_migrations_are_applied_in_order(
 
     with postgres_factory() as ledger:
         ledger.append([b"before"])
-    step2 = ("CREATE TABLE ledger_probe (n INTEGER)", "INSERT INTO ledger_probe VALUES (2)")
-    step3 = ("UPDATE ledger_probe SET n = n * 10",)  # fails unless step 2 ran first
-    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, step2, step3))
-    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 3)
+    known = postgres.SCHEMA_VERSION
+    step_a = ("CREATE TABLE ledger_probe (n INTEGER)", "INSERT INTO ledger_probe VALUES (2)")
+    step_b = ("UPDATE ledger_probe SET n = n * 10",)  # fails unless step_a ran first
+    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, step_a, step_b))
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", known + 2)
     with postgres_factory() as ledger:
         assert [d for _, d in ledger.entries()] == [b"before"]
         assert audit_log(ledger, [verifier]).ok
     with admin(postgres_url) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM ledger_schema_migrations")] == [
-            1,
-            2,
-            3,
-        ]
+        versions = [r[0] for r in conn.execute("SELECT version FROM ledger_schema_migrations")]
+        assert versions == list(range(1, known + 3))
         assert conn.execute("SELECT n FROM ledger_probe").fetchone() == (20,)
 
 
@@ -75,7 +80,7 @@ def test_failed_migration_changes_nothing(
 
     bad = ("CREATE TABLE ledger_probe (n INTEGER)", "SELECT no_such_function()")
     monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, bad))
-    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", postgres.SCHEMA_VERSION + 1)
     with pytest.raises(LedgerError, match="no_such_function"):
         PostgresLedger(postgres_url, ORIGIN, signer)
     with admin(postgres_url) as conn:
@@ -87,7 +92,7 @@ def test_newer_schema_is_refused(postgres_factory: LedgerFactory, postgres_url: 
     postgres_factory().close()
     with admin(postgres_url) as conn:
         conn.execute("INSERT INTO ledger_schema_migrations (version) VALUES (7)")
-    with pytest.raises(ConfigError, match=r"schema version 7, newer than version 1") as info:
+    with pytest.raises(ConfigError, match=r"schema version 7, newer than version 2") as info:
         postgres_factory()
     assert "upgrade provgate" in str(info.value)
 
@@ -383,6 +388,176 @@ def test_connections_killed_mid_run_lose_and_duplicate_nothing(
     assert len(everything) > 300, (len(everything), len(failed), len(unknown))
     if retries == 0:
         assert failed, "no writer saw its connection die"
+
+
+# -- group append -----------------------------------------------------------------
+
+
+def wait_until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def pending(postgres_url: str) -> int:
+    with admin(postgres_url) as conn:
+        row = conn.execute("SELECT count(*) FROM ledger_submissions WHERE first_idx IS NULL")
+        return int(row.fetchone()[0])
+
+
+def lock_waiters(postgres_url: str) -> set[int]:
+    """The backends waiting for the writers' lock."""
+    with admin(postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return {int(r[0]) for r in rows}
+
+
+class Appender(threading.Thread):
+    """Appends one entry in a thread of its own; keeps what append returned or raised."""
+
+    def __init__(self, ledger: PostgresLedger, leaf: bytes) -> None:
+        super().__init__()
+        self.ledger, self.leaf = ledger, leaf
+        self.got: Appended | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.got = self.ledger.append([self.leaf])
+        except BaseException as exc:
+            self.error = exc
+
+
+def test_waiting_appends_share_one_batch_and_checkpoint(
+    postgres_factory: LedgerFactory, postgres_url: str, verifier: NoteVerifier
+) -> None:
+    """Appends submitted while another writer holds the lock are integrated together.
+
+    The first of them to get the lock leads: one transaction, one checkpoint
+    for all four; the others find their entries integrated and sign nothing.
+    """
+    handles = [postgres_factory() for _ in range(5)]
+    holder, writers = handles[0], handles[1:]
+    try:
+        holder.append([b"first"])
+        with holder.reserve():
+            threads = [Appender(w, b"waiter %d" % i) for i, w in enumerate(writers)]
+            wait_until("all four are submitted", lambda: pending(postgres_url) == 4)
+            holder.append([b"reserved"])
+        for t in threads:
+            t.join(30)
+        got = [t.got for t in threads]
+        assert all(g is not None for g in got), [t.error for t in threads]
+        assert sorted(g.first_index for g in got if g) == [2, 3, 4, 5]
+        assert {(g.size, g.checkpoint_note, g.count) for g in got if g} == {
+            (6, holder.checkpoint(6), 1)
+        }
+        head = open_checkpoint(holder.checkpoint(6), [verifier], origin=ORIGIN)
+        for t in threads:
+            assert t.got is not None
+            i = t.got.first_index
+            assert holder.entry(i) == t.leaf
+            check_inclusion(i, 6, leaf_hash(t.leaf), holder.prove_inclusion(i, 6), head.root)
+        assert [s for s, _ in holder.checkpoints()] == [1, 2, 6]
+        assert pending(postgres_url) == 0
+        assert audit_log(holder, [verifier]).ok
+    finally:
+        for h in handles:
+            h.close()
+
+
+def test_a_dead_writers_submission_is_integrated_exactly_once(
+    postgres_factory: LedgerFactory, postgres_url: str, verifier: NoteVerifier
+) -> None:
+    """A writer killed after its submission committed: the next leader integrates it, once."""
+    with postgres_factory() as holder, postgres_factory() as other:
+        holder.append([b"first"])
+        ctx = multiprocessing.get_context("spawn")
+        with holder.reserve():
+            child = ctx.Process(
+                target=_mp_worker.append_many_to,
+                args=("postgres", postgres_url, ORIGIN, SEED, 9, 1),
+            )
+            child.start()
+            wait_until("the child's entry is submitted", lambda: pending(postgres_url) == 1)
+            child.kill()  # SIGKILL
+            child.join(30)
+            assert child.exitcode == -9
+            holder.append([b"reserved"])
+        assert other.append([b"after"]).first_index == 3
+        other.append([b"later"])
+        assert [d for _, d in other.entries()] == [
+            b"first",
+            b"reserved",
+            b"worker 9 entry 0",
+            b"after",
+            b"later",
+        ]
+        assert pending(postgres_url) == 0
+        assert audit_log(other, [verifier]).ok
+
+
+def test_a_waiter_that_loses_its_connection_is_appended_once(
+    postgres_factory: LedgerFactory, postgres_url: str, verifier: NoteVerifier
+) -> None:
+    """The connection of a writer waiting for the lock drops: it submits again, idempotently."""
+    with postgres_factory() as holder, postgres_factory() as writer:
+        holder.append([b"first"])
+        with holder.reserve():
+            thread = Appender(writer, b"waiter")
+            wait_until("the writer waits for the lock", lambda: len(lock_waiters(postgres_url)))
+            (first_pid,) = lock_waiters(postgres_url)
+            terminate(postgres_url, first_pid)
+            wait_until(
+                "the writer reconnected and waits again",
+                lambda: bool(lock_waiters(postgres_url) - {first_pid}),
+            )
+            assert pending(postgres_url) == 1  # its second submission stored nothing new
+            holder.append([b"reserved"])
+        thread.join(30)
+        assert thread.got is not None, thread.error
+        assert thread.got.first_index == 2
+        assert [d for _, d in holder.entries()] == [b"first", b"reserved", b"waiter"]
+        assert audit_log(holder, [verifier]).ok
+
+
+def test_a_leader_that_fails_withdraws_its_own_and_the_next_leads(
+    postgres_url: str, signer: NoteSigner, verifier: NoteVerifier
+) -> None:
+    """The leader's checkpoint signer fails: its append fails and is withdrawn, nothing else."""
+    failing = FailingSigner(signer.name, signer._key)
+    with (
+        PostgresLedger(postgres_url, ORIGIN, signer) as holder,
+        PostgresLedger(postgres_url, ORIGIN, failing) as unlucky,
+        PostgresLedger(postgres_url, ORIGIN, signer) as lucky,
+    ):
+        holder.append([b"first"])
+        with holder.reserve():
+            first = Appender(unlucky, b"unlucky")  # first in line for the lock: it will lead
+            wait_until("it waits for the lock", lambda: len(lock_waiters(postgres_url)) == 1)
+            second = Appender(lucky, b"lucky")
+            wait_until("both wait for the lock", lambda: len(lock_waiters(postgres_url)) == 2)
+            failing.fail = True
+            holder.append([b"reserved"])
+        first.join(30)
+        second.join(30)
+        assert isinstance(first.error, RuntimeError), first.error
+        assert "signing service down" in str(first.error)
+        assert second.got is not None, second.error
+        assert second.got.first_index == 2
+        assert [d for _, d in holder.entries()] == [b"first", b"reserved", b"lucky"]
+        assert pending(postgres_url) == 0
+        with admin(postgres_url) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM ledger_submissions WHERE first_idx = -1"
+            ).fetchone() == (1,)  # the withdrawn one, kept so that a retry cannot resurrect it
+        assert unlucky.append([b"unlucky again"]).first_index == 3
+        assert audit_log(holder, [verifier]).ok
 
 
 def test_missing_service_skips_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:
