@@ -385,7 +385,9 @@ def test_connections_killed_mid_run_lose_and_duplicate_nothing(
         report = audit_log(ledger, [verifier])
         assert report.ok, report.problems
     assert sum(kills) >= 3, "the connections were not terminated during the run"
-    assert len(everything) > 300, (len(everything), len(failed), len(unknown))
+    # Enough appends went through for the run to mean something: without retries an
+    # append fails whenever a kill lands while it is in flight, about half of them here.
+    assert len(everything) > (300 if retries else 150), (len(everything), len(failed), len(unknown))
     if retries == 0:
         assert failed, "no writer saw its connection die"
 
