@@ -1,8 +1,9 @@
 """Ledger benchmark: signed appends per second and full-ledger verification.
 
     python benchmarks/ledger.py [--records 20000] [--batch 1000] [--signing-workers N]
+    python benchmarks/ledger.py --concurrent [--rounds 3] [--seconds 3] [--writers 1 4 8]
 
-Measures, on a fresh home in a temporary directory:
+The first form measures, on a fresh home in a temporary directory:
   * one recorded step (canonicalize, sign, append, commit) — µs per step,
     next to its peer: openlineage-python writing one unsigned RunEvent to a
     file with its FileTransport (if openlineage-python is installed), the two
@@ -11,6 +12,9 @@ Measures, on a fresh home in a temporary directory:
     recorder's signing worker processes and, interleaved batch by batch, with
     signing in-process (``signing_workers=0``);
   * full-ledger verification (``provgate verify``'s work) in records per second.
+
+``--concurrent`` measures signed appends per second with 1, 4 and 8 writer
+processes on PostgreSQL and on SQLite instead (``benchmarks/ledger_writers.py``).
 """
 
 from __future__ import annotations
@@ -133,6 +137,11 @@ def bench_batched(recorders: dict[str, Recorder], n: int, batch: int) -> dict[st
 
 
 def main() -> None:
+    if "--concurrent" in sys.argv[1:]:
+        from ledger_writers import main as concurrent_main
+
+        concurrent_main([a for a in sys.argv[1:] if a != "--concurrent"])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--single", type=int, default=2000)

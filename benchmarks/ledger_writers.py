@@ -1,0 +1,323 @@
+"""Concurrent writer processes: signed appends per second on PostgreSQL and SQLite.
+
+    python benchmarks/ledger.py --concurrent [--rounds 3] [--seconds 3] [--writers 1 4 8]
+        [--designs pg-group pg-lock pg-lock-noflush sqlite]
+        [--server postgresql://postgres@127.0.0.1:5432]
+
+Each writer is a process of its own with its own connection, recording steps
+in a loop for ``--seconds`` exactly as a pipeline worker does: ``record_step``
+builds the SLSA statement, signs its DSSE envelope with the home's key and
+appends it as a single entry through the public ledger API (the ledger signs
+the checkpoints). The figure is the number of steps recorded per second by
+all writers together. Every run starts on an empty log: a fresh database on
+the local PostgreSQL server (dropped afterwards) or a fresh SQLite file.
+
+Designs (``docs/scaling.md`` explains them):
+
+  * ``pg-group``        the shipped PostgresLedger: group append. Each writer
+                        commits its entry as a pending submission; whoever
+                        takes the head lock integrates every pending one under
+                        one checkpoint, flushed before the lock is released;
+  * ``pg-lock``         the previous design, made durable: each append takes
+                        the writers' lock and the head row, writes its entry
+                        and checkpoint, and flushes the WAL before releasing
+                        them (the shipped ledger's direct path, which reserve()
+                        and batches of more than 64 entries take);
+  * ``pg-lock-noflush`` the previous design exactly as it shipped: the lock is
+                        released before the flush and the "barrier" that was
+                        meant to wait for it did not (its transaction wrote no
+                        WAL of its own, so PostgreSQL committed it without a
+                        flush): appends were acknowledged before they were on
+                        disk. Kept to compare with the figures measured then;
+  * ``pg-insert``       the peer, not a log: each entry one row of a plain
+                        table, one synchronous commit per entry (PostgreSQL
+                        combines concurrent commits' flushes). What storing a
+                        signed envelope durably costs with no tree, no
+                        checkpoint and no order: the floor for any PostgreSQL
+                        ledger;
+  * ``sqlite``          the embedded SQLiteLedger (WAL, synchronous=NORMAL).
+
+The machine's load moves these figures a lot, so the designs run interleaved:
+each round runs every (writers, design) pair once, in an order that rotates
+from round to round, and the table shows each pair's median over the rounds
+(and its range). The load average is printed before every round. A second
+table gives the CPU time per recorded step, the writer processes' plus (on
+a local server whose /proc is readable) their PostgreSQL backends': it moves
+less with the load than the rate does, and says what a quiet machine could
+reach (2 CPUs / CPU time per step). The last line checks the target: >= 2,000
+signed appends/s with 8 writers on PostgreSQL (``pg-group``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from prov_core.home import Home, init_home, open_home
+from prov_core.ledger.base import Appended
+from prov_core.ledger.postgres import PostgresLedger
+from prov_core.step import Artifact, Recorder, record_step
+
+DESIGNS = ("pg-group", "pg-lock", "pg-lock-noflush", "pg-insert", "sqlite")
+TARGET = 2_000  # signed appends/s with 8 writers on PostgreSQL
+
+
+class LockPerAppend(PostgresLedger):
+    """The previous design: every append locks the head and writes itself, flushed under the lock."""
+
+    group_limit = 0
+
+
+class LockPerAppendNoFlush(LockPerAppend):
+    """The previous design as it shipped: lock released at COMMIT, then a barrier that did not flush."""
+
+    _begin_sql = (
+        "BEGIN; SELECT size, frontier, pg_current_xact_id()::text FROM ledger_head"
+        " WHERE id = 1 FOR UPDATE"
+    )
+    _commit_sql = (
+        "; COMMIT; BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT"
+    )
+
+
+class PlainInsert:
+    """The peer: each entry one row of a plain table, committed synchronously. Not a log.
+
+    What storing a signed envelope durably in PostgreSQL costs with no Merkle
+    tree, no checkpoint and no ordering: the floor any PostgreSQL ledger pays
+    per entry. Just enough of the Ledger API for ``Recorder``.
+    """
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_plain (id BIGSERIAL PRIMARY KEY, leaf BYTEA NOT NULL)"
+        )
+
+    def append(self, leaves: list[bytes]) -> Appended:
+        row = self._conn.execute(
+            "INSERT INTO bench_plain (leaf) SELECT unnest(%s::bytea[]) RETURNING id", (leaves,)
+        ).fetchall()
+        first = int(row[0][0]) - 1
+        return Appended(first, first + len(leaves), b"", len(leaves))
+
+    def size(self) -> int:
+        row = self._conn.execute("SELECT count(*) FROM bench_plain").fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoints(self) -> list[tuple[int, bytes]]:
+        return [(self.size(), b"")]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> PlainInsert:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_ledger(design: str, home: Home, url: str) -> Any:
+    """The ledger of ``design`` on ``home``'s key: its SQLite file or the database ``url``."""
+    if design == "sqlite":
+        return home.open_ledger()
+    if design == "pg-insert":
+        return PlainInsert(url)
+    cls = {"pg-group": PostgresLedger, "pg-lock": LockPerAppend}.get(design, LockPerAppendNoFlush)
+    return cls(url, home.origin, home.note_signer())
+
+
+def _backend_cpu(ledger: Any) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backend serving ``ledger`` (local server only)."""
+    conn = getattr(ledger, "_conn", None)
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/schedstat") as f:  # type: ignore[union-attr]
+            return int(f.read().split()[0]) / 1e9
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def writer(
+    design: str, home_path: str, url: str, worker: int, seconds: float, start: Any
+) -> tuple[int, float, float | None]:
+    """One writer process: records steps until ``seconds`` have passed.
+
+    Returns how many, the CPU seconds this process used meanwhile and those
+    its PostgreSQL backend used (None for SQLite, or a server elsewhere).
+    """
+    home = open_home(Path(home_path))
+    with Recorder(open_ledger(design, home, url), home.signer, origin=home.origin) as recorder:
+        start.wait()
+        cpu, server = time.process_time(), _backend_cpu(recorder.ledger)
+        deadline = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < deadline:
+            record_step(
+                recorder, "clean",
+                inputs=[Artifact(name=f"raw/{worker}-{n}.parquet", sha256=f"{n:064x}")],
+                outputs=[Artifact(name=f"clean/{worker}-{n}.parquet", sha256=f"{n + 1:064x}")],
+                parameters={"threshold": 3},
+                orchestrator={"name": "bench", "run_id": f"w{worker}", "task": "clean"},
+            )  # fmt: skip
+            n += 1
+        cpu = time.process_time() - cpu
+        after = _backend_cpu(recorder.ledger)
+    return n, cpu, None if server is None or after is None else after - server
+
+
+class Run(NamedTuple):
+    """One run's figures."""
+
+    rate: float  # steps recorded per second, all writers together
+    batch: float  # entries per checkpoint
+    cpu_ms: float  # CPU ms per step: the writer processes plus their PostgreSQL backends
+
+
+def run(design: str, home_path: Path, url: str, writers: int, seconds: float) -> Run:
+    """Records steps with ``writers`` processes of ``design`` on an empty log."""
+    home = open_home(home_path)
+    open_ledger(design, home, url).close()  # create the schema before the clock starts
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Barrier(writers + 1)
+        with ctx.Pool(writers) as pool:
+            jobs = [
+                pool.apply_async(writer, (design, str(home_path), url, w, seconds, start))
+                for w in range(writers)
+            ]
+            start.wait()
+            t0 = time.perf_counter()
+            results = [j.get() for j in jobs]
+            elapsed = time.perf_counter() - t0
+    total = sum(n for n, _, _ in results)
+    cpu = sum(c + (s or 0.0) for _, c, s in results)
+    with open_ledger(design, home, url) as ledger:
+        if ledger.size() != total:
+            raise SystemExit(f"{design}: the log holds {ledger.size()} entries, not {total}")
+        checkpoints = sum(1 for _ in ledger.checkpoints())
+    return Run(total / elapsed, total / max(checkpoints, 1), cpu / max(total, 1) * 1e3)
+
+
+def fresh_database(server: str) -> tuple[str, str]:
+    import psycopg
+
+    name = f"provgate_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return name, f"{server}/{name}"
+
+
+def drop_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def one_run(design: str, tmp: Path, server: str, writers: int, seconds: float) -> Run:
+    """A run on a fresh home (and, for PostgreSQL, a fresh database)."""
+    home_path = tmp / uuid.uuid4().hex[:12]
+    os.environ.pop("PROVGATE_LEDGER_URL", None)  # the home's own ledger is its SQLite file
+    init_home(home_path)
+    if design == "sqlite":
+        return run(design, home_path, "", writers, seconds)
+    name, url = fresh_database(server)
+    try:
+        return run(design, home_path, url, writers, seconds)
+    finally:
+        drop_database(server, name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/ledger.py --concurrent",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
+    parser.add_argument(
+        "--writers", type=int, nargs="+", default=[1, 4, 8], help="writer processes (1 4 8)"
+    )
+    parser.add_argument(
+        "--designs", nargs="+", default=list(DESIGNS), choices=DESIGNS, help="default: all"
+    )
+    parser.add_argument(
+        "--server",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server; each run creates and drops a database on it",
+    )
+    args = parser.parse_args(argv)
+    print(
+        f"# {platform.python_implementation()} {platform.python_version()},"
+        f" {os.cpu_count()} CPUs, {args.rounds} rounds of {args.seconds:g} s per run;"
+        f" signed steps recorded per second by all writers together\n"
+        "# pg-group: the shipped PostgreSQL ledger (group append); pg-lock: the previous"
+        " design, durable;\n# pg-lock-noflush: the previous design as it shipped (acknowledged"
+        " before the flush);\n# pg-insert: the peer, a plain synchronous INSERT per entry;"
+        " sqlite: the embedded ledger (--help)"
+    )
+    pairs = [(n, d) for n in args.writers for d in args.designs]
+    rates: dict[tuple[int, str], list[float]] = {p: [] for p in pairs}
+    cpus: dict[tuple[int, str], list[float]] = {p: [] for p in pairs}
+    loads = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            loads.append(os.getloadavg()[0])
+            print(f"# round {r + 1}: load average {loads[-1]:.1f}", flush=True)
+            shift = r % len(args.designs)
+            for n in args.writers:
+                order = args.designs[shift:] + args.designs[:shift]
+                for design in order:
+                    got = one_run(design, Path(tmp), args.server, n, args.seconds)
+                    rates[n, design].append(got.rate)
+                    cpus[n, design].append(got.cpu_ms)
+                    print(f"#   {n} writer(s) {design:>16}: {got.rate:8,.0f} /s"
+                          f"  {got.batch:5.1f} entries per checkpoint"
+                          f"  {got.cpu_ms:5.2f} CPU ms per step", flush=True)  # fmt: skip
+    loads.append(os.getloadavg()[0])
+    print(f"\nmedian (min-max) over {args.rounds} rounds, load average {min(loads):.1f}-"
+          f"{max(loads):.1f}:")  # fmt: skip
+    print(f"{'writers':>7} " + " ".join(f"{d:>22}" for d in args.designs))
+    for n in args.writers:
+        cells = []
+        for d in args.designs:
+            got = rates[n, d]
+            cells.append(f"{statistics.median(got):,.0f} ({min(got):,.0f}-{max(got):,.0f})")
+        print(f"{n:>7} " + " ".join(f"{c:>22}" for c in cells))
+    print("\nCPU ms per step (median; the writer processes plus their PostgreSQL backends):")
+    print(f"{'writers':>7} " + " ".join(f"{d:>22}" for d in args.designs))
+    for n in args.writers:
+        print(
+            f"{n:>7} " + " ".join(f"{statistics.median(cpus[n, d]):>22.2f}" for d in args.designs)
+        )
+    if {"pg-group", "pg-insert"} <= set(args.designs):
+        print("\nratio pg-group / pg-insert (the shipped ledger against the plain-insert peer):")
+        for n in args.writers:
+            ratio = statistics.median(rates[n, "pg-group"]) / statistics.median(
+                rates[n, "pg-insert"]
+            )
+            print(f"{n:>7} {ratio:22.2f}")
+    if 8 in args.writers and "pg-group" in args.designs:
+        got = statistics.median(rates[8, "pg-group"])
+        verdict = "met" if got >= TARGET else "NOT met"
+        print(f"target >= {TARGET:,} signed appends/s with 8 writers on PostgreSQL:"
+              f" {got:,.0f}/s, {verdict}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
