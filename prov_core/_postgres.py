@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from prov_core._sql import Database, Dialect, Tx
 from prov_core.errors import ConfigError, InputError, ProvgateError
-from prov_core.ledger.postgres import mask_url
+from prov_core.ledger.postgres import connect_session, mask_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -259,28 +259,15 @@ class PostgresDatabase(Database):
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
-        try:
-            conn = psycopg.connect(
-                self._dsn,
-                autocommit=True,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                application_name="provgate",
-            )
-        except psycopg.ProgrammingError as exc:
-            raise ConfigError(f"bad PostgreSQL URL {self.where}: {self.message(exc)}") from exc
-        except psycopg.Error as exc:
-            raise self._error(
-                f"cannot connect to the {self._what} {self.where}: {self.message(exc)}"
-            ) from exc
-        try:
-            conn.execute(
-                f"SET lock_timeout = {int(self._lock_timeout * 1000)}; SET synchronous_commit = on"
-            )
-        except psycopg.Error as exc:
-            conn.close()
-            raise self._error(
-                f"cannot set up the {self._what} {self.where}: {self.message(exc)}"
-            ) from exc
+        conn = connect_session(
+            self._dsn,
+            where=f"the {self._what} {self.where}",
+            scrub=self.message,
+            error=self._error,
+            connect_timeout=self._connect_timeout,
+            lock_timeout=self._lock_timeout,
+            synchronous_commit=True,  # every commit is durable
+        )
         self._conn = conn
         return conn
 

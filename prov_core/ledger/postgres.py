@@ -73,7 +73,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -92,7 +92,14 @@ from prov_core.ledger.merkle import HASH_SIZE, Frontier
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["MIGRATIONS", "SCHEMA_NAME", "SCHEMA_VERSION", "PostgresLedger", "mask_url"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "PostgresLedger",
+    "connect_session",
+    "mask_url",
+]
 
 _MIGRATION_LOCK = 0x70726F76_6C656467  # "provledg": serializes concurrent openers
 _CHUNK = 1024
@@ -155,6 +162,46 @@ def mask_url(url: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return "<unparsable PostgreSQL URL>"
+
+
+def connect_session(
+    dsn: str,
+    *,
+    where: str,
+    scrub: Callable[[BaseException], str],
+    error: Callable[[str], Exception],
+    connect_timeout: float,
+    lock_timeout: float,
+    synchronous_commit: bool,
+) -> psycopg.Connection[Any]:
+    """connect_session opens an autocommit connection to ``dsn`` with provgate's session settings.
+
+    ``where`` names the database in messages (masked), ``scrub`` removes the
+    password from driver errors. A URL psycopg rejects raises ConfigError; a
+    server that cannot be reached or set up raises ``error(message)``.
+    """
+    import psycopg
+
+    try:
+        conn = psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=max(1, round(connect_timeout)),
+            application_name="provgate",
+        )
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"bad PostgreSQL URL {where}: {scrub(exc)}") from exc
+    except psycopg.Error as exc:
+        raise error(f"cannot connect to {where}: {scrub(exc)}") from exc
+    commit = "on" if synchronous_commit else "off"
+    try:
+        conn.execute(
+            f"SET lock_timeout = {int(lock_timeout * 1000)}; SET synchronous_commit = {commit}"
+        )
+    except psycopg.Error as exc:
+        conn.close()
+        raise error(f"cannot set up {where}: {scrub(exc)}") from exc
+    return conn
 
 
 def _require_psycopg() -> None:
@@ -277,26 +324,16 @@ class PostgresLedger(BaseLedger):
         return text
 
     def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-
-        try:
-            conn = psycopg.connect(
-                self._dsn,
-                autocommit=True,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                application_name="provgate",
-            )
-        except psycopg.ProgrammingError as exc:
-            raise ConfigError(f"bad PostgreSQL URL {self.url}: {self._scrub(exc)}") from exc
-        except psycopg.Error as exc:
-            raise LedgerError(f"cannot connect to ledger {self.url}: {self._scrub(exc)}") from exc
-        try:
-            conn.execute(
-                f"SET lock_timeout = {int(self._lock_timeout * 1000)}; SET synchronous_commit = off"
-            )
-        except psycopg.Error as exc:
-            conn.close()
-            raise LedgerError(f"cannot set up ledger {self.url}: {self._scrub(exc)}") from exc
+        # Commits are not flushed unless they say so (the module docstring).
+        conn = connect_session(
+            self._dsn,
+            where=f"ledger {self.url}",
+            scrub=self._scrub,
+            error=LedgerError,
+            connect_timeout=self._connect_timeout,
+            lock_timeout=self._lock_timeout,
+            synchronous_commit=False,
+        )
         self._conn = conn
         return conn
 
