@@ -20,6 +20,7 @@ from prov_prefect.config import ProvenanceConfig
 from prov_prefect.errors import ProvenanceRefused
 
 if TYPE_CHECKING:
+    from prov_core.home import Home
     from prov_core.step import Attestation
 
 __all__ = ["check_gate", "snapshot_uris"]
@@ -40,10 +41,14 @@ def check_gate(
     run: TaskRun | None,
     arguments: Mapping[str, Any],
     names: Sequence[str] | None,
+    *,
+    home: Home | None = None,
 ) -> Attestation:
     """check_gate returns the gate's recorded decision to allow, or raises ProvenanceRefused.
 
     ``names`` are the parameters holding the snapshot URIs (None: every parameter).
+    ``run`` is None for a call outside its own task run (judged all the same);
+    ``home`` is the one the try already opened (None: open the configured one).
     """
     from prov_core.gate import evaluate_gate
 
@@ -52,7 +57,9 @@ def check_gate(
     if not uris:
         _refused(run, name, ["no snapshot URI among the task's arguments"], None, uris)
     try:
-        decision = evaluate_gate(uris, home=cfg.open_home(), policy=cfg.load_policy())
+        if home is None:
+            home = cfg.open_home()
+        decision = evaluate_gate(uris, home=home, policy=cfg.load_policy())
     except Exception as exc:  # a malformed URI or policy, an unusable home: refuse, naming it
         _refused(run, name, [f"{type(exc).__name__}: {exc}"], None, uris)
     vsa = decision.vsa

@@ -111,18 +111,25 @@ class _Recording:
         self.wrapper: Callable[..., Any] | None = None
 
     def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tries.TaskTry | None:
-        """The try of the task run calling this function (None outside one: not recorded)."""
+        """The try of the task run calling this function (None outside one: not recorded).
+
+        A training function is gated either way: called directly (``task.fn(...)``)
+        or from inside another task it is not recorded, but it runs only if the
+        gate allows its inputs.
+        """
         ctx = TaskRunContext.get()
+        arguments = dict(self.signature.bind(*args, **kwargs).arguments)
         if ctx is None or ctx.task_run is None or ctx.task.fn is not self.wrapper:
+            if self.training:
+                check_gate(self.cfg, self.name, None, arguments, self.gate_inputs)
             return None  # called directly (task.fn(...)), or from inside another task
         run = ctx.task_run
-        arguments = dict(self.signature.bind(*args, **kwargs).arguments)
         try:
             t = tries.begin_try(self.cfg, ctx.task, run, self.fn, arguments, training=self.training)
         except Exception as exc:
             raise self._error(run, "could not be recorded", exc) from exc
         if self.training:
-            t.vsa = check_gate(self.cfg, self.name, run, arguments, self.gate_inputs)
+            t.vsa = check_gate(self.cfg, self.name, run, arguments, self.gate_inputs, home=t.home)
         return t
 
     def done(self, t: tries.TaskTry, value: Any) -> Any:

@@ -442,3 +442,19 @@ def test_a_recycled_result_id_links_no_other_run(tmp_path, cfg) -> None:
             consumers[build["externalParameters"]["parameters"]["name"]] = build
     assert consumers["real"]["resolvedDependencies"] == [producer.attestation.descriptor()]
     assert consumers["recycled"]["resolvedDependencies"] == []
+
+
+def test_a_training_function_called_outside_its_task_run_is_still_gated(tmp_path, cfg) -> None:
+    """task.fn(...) is not a task run, so nothing is recorded; the gate still decides."""
+    ran: list[str] = []
+
+    @provenance(config=cfg, training=True)
+    @task
+    def train(data: str) -> str:
+        ran.append(data)
+        return data
+
+    with pytest.raises(ProvenanceRefused) as err:
+        train.fn("provgate://demo/main")
+    assert err.value.reasons
+    assert ran == []
