@@ -396,7 +396,8 @@ def _gate(
     context: AssetExecutionContext,
     provenance: ProvenanceResource,
     uris: Sequence[str],
-) -> tuple[Attestation, list[str]]:
+) -> tuple[Attestation, list[str], Home]:
+    """_gate judges ``uris``; returns the decision, the URIs and the home it opened."""
     from prov_core.gate import evaluate_gate
 
     name = context.asset_key.to_user_string()
@@ -406,7 +407,8 @@ def _gate(
             "snapshot asset in deps (or give gate_inputs=)"
         )
     try:
-        decision = evaluate_gate(uris, home=provenance.open_home(), policy=provenance.load_policy())
+        home = provenance.open_home()
+        decision = evaluate_gate(uris, home=home, policy=provenance.load_policy())
     except Exception as exc:  # a malformed URI or policy: fail the step with the reason
         raise ProvenanceError(f"training asset {name}: {exc}") from exc
     vsa_index = None if decision.vsa is None else decision.vsa.log_index
@@ -425,7 +427,7 @@ def _gate(
             },
         )
     context.log.info(f"provgate gate: allowed {list(uris)} (decision at log index {vsa_index})")
-    return decision.vsa, list(uris)
+    return decision.vsa, list(uris), home
 
 
 def provenance_asset(
@@ -486,10 +488,11 @@ def provenance_asset(
             started = datetime.now(UTC)
             upstream = _upstream(context)
             gate_vsa: Attestation | None = None
+            home: Home | None = None  # opened once per materialization
             if training:
                 snapshots = [p.snapshot_uri for p in upstream if p.snapshot_uri]
                 uris = list(gate_inputs(context, snapshots)) if gate_inputs else snapshots
-                gate_vsa, passed = _gate(context, provenance, uris)
+                gate_vsa, passed, home = _gate(context, provenance, uris)
                 if takes_pinned:
                     kwargs[PINNED_PARAM] = passed
             value = user_fn(context, **kwargs) if takes_context else user_fn(**kwargs)
@@ -499,7 +502,8 @@ def provenance_asset(
                 config = context.op_execution_context.op_config
                 params_value = dict(config) if isinstance(config, Mapping) else {}
             try:
-                home = provenance.open_home()  # once per materialization
+                if home is None:
+                    home = provenance.open_home()
                 node = _record(
                     context,
                     home,
