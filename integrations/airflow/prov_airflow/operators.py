@@ -111,7 +111,9 @@ def record_outputs(
     artifacts: list[Artifact] = []
 
     def record() -> Attestation:
-        artifacts.extend(Artifact.from_path(p, name=n) for n, p in files.items())
+        artifacts.extend(
+            Artifact.from_path(p, name=n, reuse_written=True) for n, p in files.items()
+        )
         return _node.record_try(
             ti,
             settings.open_home(),

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from prov_core.digest import ROW_ID_COLUMN, SampleSet, add_row_ids, sample_set_of_batches
 
 if TYPE_CHECKING:
@@ -23,11 +21,6 @@ __all__ = ["DEFAULT_BATCH_SIZE", "add_prov_ids", "sample_set"]
 
 DEFAULT_BATCH_SIZE = 10_000
 """DEFAULT_BATCH_SIZE rows are encoded and hashed at once (about 1 MB of ids and rows)."""
-
-
-def _with_ids(batch: pa.Table) -> pa.Table:
-    """_with_ids is the map function: the batch with ``_prov_id`` (or verified, if present)."""
-    return add_row_ids(batch)
 
 
 def add_prov_ids(
@@ -47,7 +40,7 @@ def add_prov_ids(
     """
     fmt = dataset.format
     out = dataset.with_format("arrow").map(
-        _with_ids,
+        add_row_ids,  # the batch with _prov_id (or its ids verified, if present)
         batched=True,
         batch_size=batch_size,
         desc=map_kwargs.pop("desc", "provgate ids"),

@@ -242,7 +242,7 @@ def _outputs(value: Any, name: str) -> tuple[list[Artifact], dict[str, str]]:
         if len(files) != len(value):
             raise ProvenanceError(f"{name}: output file names must be unique; return a mapping")
     if files is not None:
-        return [Artifact.from_path(p, name=n) for n, p in files.items()], {
+        return [Artifact.from_path(p, name=n, reuse_written=True) for n, p in files.items()], {
             n: str(p) for n, p in files.items()
         }
     if value is None:

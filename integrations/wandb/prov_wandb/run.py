@@ -157,7 +157,7 @@ class TrainingRun(GatedRun):
         p = Path(path)
         if KEY in (metadata or {}):
             raise InputError(f"artifact metadata key {KEY!r} is provgate's; choose another key")
-        tree = digest_path(p)  # raises InputError naming a missing or unreadable path
+        tree = digest_path(p, reuse_written=True)  # InputError: a missing or unreadable path
         artifact_name = name or p.name
         if any(m.name == artifact_name for m in self.models):
             raise InputError(f"a model named {artifact_name!r} is already logged in this run")
