@@ -33,10 +33,11 @@ canonical manifest of :mod:`prov_core.digest`, never by the orchestrator.
 orchestrator's metadata, and :func:`ensure_branch` creates an embedded repository
 on first use, as ``provgate snapshot commit`` does.
 
-:func:`previous_attempt` links a retry to the try before it. An adapter files
-each try of a task instance under ``orchestrator["instance"]`` (the parts
-naming the instance across tries) and ``orchestrator["attempt"]``; the next
-try finds the latest earlier one in the lineage index, checks it against the
+:func:`previous_attempt` links a retry to the try before it, and
+:func:`try_identity` builds the ``orchestrator`` that carries the link. An
+adapter files each try of a task instance under ``orchestrator["instance"]``
+(the parts naming the instance across tries) and ``orchestrator["attempt"]``;
+the next try finds the latest earlier one in the lineage index, checks it against the
 ledger, and names it as ``orchestrator["previous_attempt"]``, which the index
 turns into a ``retry-of`` edge that :func:`~prov_core.lineage.verify_chain`
 follows like any other signed link.
@@ -66,6 +67,7 @@ __all__ = [
     "ensure_branch",
     "outputs_digest",
     "previous_attempt",
+    "try_identity",
     "verify_node",
 ]
 
@@ -184,6 +186,29 @@ def previous_attempt(
             f"{what} does not verify: {exc}", keyid=exc.keyid, reason=exc.reason
         ) from exc
     return last.to_dict()
+
+
+def try_identity(
+    home: Home, system: str, instance: Sequence[str | int], attempt: int, **fields: Any
+) -> dict[str, Any]:
+    """try_identity is the ``orchestrator`` of one try of a task instance.
+
+    ``{"name": system, **fields, "instance", "attempt"}``, and from the second
+    try on ``previous_attempt``: the record of the try before, found and
+    checked by :func:`previous_attempt` (absent when there is none). Try
+    numbers only grow, so a first try has no earlier one to look for.
+    """
+    identity: dict[str, Any] = {
+        "name": system,
+        **fields,
+        "instance": list(instance),
+        "attempt": attempt,
+    }
+    if attempt > 1:
+        link = previous_attempt(home, system, instance, attempt)
+        if link is not None:
+            identity["previous_attempt"] = link
+    return identity
 
 
 def ensure_branch(store: SnapshotStore, repo: str, branch: str) -> bool:

@@ -19,7 +19,7 @@ from prov_core.errors import InputError, VerificationError
 from prov_core.ingest import IngestRequest, ingest_path
 from prov_core.lineage import open_lineage
 from prov_core.lineage_index import SCHEMA_VERSION, LineageIndex, instance_key, parse_record
-from prov_core.nodes import previous_attempt
+from prov_core.nodes import previous_attempt, try_identity
 from prov_core.step import Artifact, Attestation, record_step
 
 from .conftest import demo_home, rename_step
@@ -36,10 +36,7 @@ class Tries:
 
 
 def _try(recorder: Any, home: Any, ingest: Attestation, instance: list[Any], n: int) -> Any:
-    link = previous_attempt(home, "airflow", instance, n)
-    orchestrator: dict[str, Any] = {"name": "airflow", "instance": instance, "attempt": n}
-    if link is not None:
-        orchestrator["previous_attempt"] = link
+    orchestrator = try_identity(home, "airflow", instance, n)
     state = "success" if n == 3 else "failed"
     outputs = [Artifact.from_bytes("out.json", b'{"rows": 3}')] if state == "success" else []
     return record_step(

@@ -91,23 +91,20 @@ def orchestrator(ti: Any, home: Home, **extra: Any) -> dict[str, Any]:
     From the second try on it names the record of the try before (``previous_attempt``,
     checked against the ledger by :func:`prov_core.nodes.previous_attempt`).
     """
-    from prov_core.nodes import previous_attempt
+    from prov_core.nodes import try_identity
 
-    attempt = int(ti.try_number)
-    o: dict[str, Any] = {
-        "name": SYSTEM,
-        "dag_id": ti.dag_id,
-        "task_id": ti.task_id,
-        "run_id": ti.run_id,
-        "try_number": attempt,
-        "map_index": _map_index(ti),
-        "instance": instance(ti),
-        "attempt": attempt,
-    }
-    if attempt > 1:  # try numbers only grow (a cleared task gets the next one)
-        link = previous_attempt(home, SYSTEM, instance(ti), attempt)
-        if link is not None:
-            o["previous_attempt"] = link
+    attempt = int(ti.try_number)  # only grows (a cleared task gets the next one)
+    o = try_identity(
+        home,
+        SYSTEM,
+        instance(ti),
+        attempt,
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        try_number=attempt,
+        map_index=_map_index(ti),
+    )
     o.update({k: v for k, v in extra.items() if v is not None})
     return o
 

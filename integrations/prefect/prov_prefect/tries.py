@@ -85,11 +85,6 @@ class TaskTry:
         """attempt is the try number: Prefect's ``run_count`` (1 for the first run)."""
         return int(self.run.run_count)
 
-    @property
-    def instance(self) -> list[str | int]:
-        """instance names the task run across its tries: ``[task run id]``."""
-        return [str(self.run.id)]
-
 
 def argument_runs(arguments: Mapping[str, Any]) -> list[UUID]:
     """argument_runs are the task runs whose results are the arguments (or their items).
@@ -288,25 +283,19 @@ def run_identity(task: Task[Any, Any], run: TaskRun, home: Home) -> dict[str, An
     :func:`prov_core.nodes.previous_attempt`). Steps carry it in their
     ``internalParameters``; ingest and snapshot records in their predicate.
     """
-    from prov_core.nodes import previous_attempt
+    from prov_core.nodes import try_identity
 
-    instance: list[str | int] = [str(run.id)]
-    attempt = int(run.run_count)
-    orchestrator: dict[str, Any] = {
-        "name": SYSTEM,
-        "run_id": str(run.flow_run_id),
-        "task_run_id": str(run.id),
-        "task_run_name": run.name,
-        "task_key": task.task_key,
-        "dynamic_key": run.dynamic_key,
-        "instance": instance,
-        "attempt": attempt,
-    }
-    if attempt > 1:  # a task run id is new with each run: a first try has no earlier one
-        before = previous_attempt(home, SYSTEM, instance, attempt)
-        if before is not None:
-            orchestrator["previous_attempt"] = before
-    return orchestrator
+    return try_identity(
+        home,
+        SYSTEM,
+        [str(run.id)],  # a task run id is new with each flow run: its tries share it
+        int(run.run_count),
+        run_id=str(run.flow_run_id),
+        task_run_id=str(run.id),
+        task_run_name=run.name,
+        task_key=task.task_key,
+        dynamic_key=run.dynamic_key,
+    )
 
 
 def _record_step(
