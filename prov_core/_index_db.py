@@ -50,7 +50,7 @@ class IndexDatabase:
 
     def __init__(self, location: str | Path, *, busy_timeout: float = 30.0) -> None:
         """__init__ opens the index at a path (SQLite) or a ``postgresql://`` URL."""
-        from prov_core._postgres import is_postgres_url
+        from prov_core._pg_session import is_postgres_url
 
         self._db: Database | None = None
         if is_postgres_url(location):

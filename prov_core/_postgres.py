@@ -19,14 +19,12 @@ A write transaction runs in READ COMMITTED and takes the row locks its
 queries ask for (:attr:`~prov_core._sql.Dialect.for_update`); a read
 transaction is REPEATABLE READ READ ONLY, one snapshot as in SQLite.
 
-:func:`apply_migrations` brings a component's schema to its newest version:
-``<prefix>schema_migrations`` records each applied step, under an advisory
-lock so concurrent openers do not race, and a schema newer than the code is
-refused naming both versions. ``provgate init`` applies them; so does every
-open that finds the schema behind.
+:meth:`PostgresDatabase.migrate` brings a component's schema to its newest
+version with :func:`~prov_core._pg_session.apply_migrations`
+(``<prefix>schema_migrations``); ``provgate init`` applies them; so does
+every open that finds the schema behind.
 
-The password of a URL is never shown: messages name the database by
-:func:`~prov_core.ledger.postgres.mask_url` and scrub it from driver errors.
+The password of a URL is never shown (:mod:`prov_core._pg_session`).
 """
 
 from __future__ import annotations
@@ -38,9 +36,16 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from prov_core._pg_session import (
+    apply_migrations,
+    connect_session,
+    parse_url,
+    require_psycopg,
+    schema_version,
+    scrub,
+)
 from prov_core._sql import Database, Dialect, Tx
-from prov_core.errors import ConfigError, InputError, ProvgateError
-from prov_core.ledger.postgres import connect_session, mask_url
+from prov_core.errors import ConfigError, ProvgateError
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,9 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PostgresDatabase",
     "PostgresDialect",
-    "apply_migrations",
     "glob_regex",
-    "is_postgres_url",
     "open_database",
 ]
 
@@ -64,11 +67,6 @@ _TYPES = (
 )
 _TEXT = re.compile(r"\bTEXT\b")
 _NEVER = "(?!)"  # a regex that matches nothing
-
-
-def is_postgres_url(location: object) -> bool:
-    """is_postgres_url tells whether ``location`` is a ``postgresql://`` or ``postgres://`` URL."""
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
 def glob_regex(pattern: str) -> str:
@@ -144,7 +142,6 @@ class PostgresDialect(Dialect):
         """__init__ prefixes with ``prefix`` every table and index ``ddl`` creates."""
         self.prefix = prefix
         names = sorted({m.group(1) for stmt in ddl for m in _DECLARED.finditer(stmt)})
-        self.names = tuple(names)
         self._names = re.compile(rf"(?<![.\w])({'|'.join(names)})\b") if names else None
         self._cache: dict[str, str] = {}
 
@@ -195,16 +192,6 @@ class PostgresDialect(Dialect):
         return None if value is None else value.replace("\x00", "\ufffd")
 
 
-def _require_psycopg(what: str) -> None:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            f"the {what} on PostgreSQL needs psycopg 3; install it with:"
-            " pip install 'provgate[postgres]'"
-        ) from exc
-
-
 class PostgresDatabase(Database):
     """PostgresDatabase runs one component's transactions on a PostgreSQL connection."""
 
@@ -223,17 +210,12 @@ class PostgresDatabase(Database):
         Raises ConfigError when psycopg is missing or the URL is bad, and
         ``error`` when the server cannot be reached.
         """
-        _require_psycopg(what)
+        require_psycopg(what)
         import psycopg
-        import psycopg.conninfo
 
-        self.where = mask_url(url)
+        self.where, self._secret = parse_url(url)
         self.dialect = dialect
         self.errors = (psycopg.Error,)
-        try:
-            self._secret = psycopg.conninfo.conninfo_to_dict(url).get("password")
-        except psycopg.Error as exc:
-            raise ConfigError(f"bad PostgreSQL URL {self.where}: {self.message(exc)}") from exc
         self._dsn = url
         self._what = what
         self._error = error
@@ -246,10 +228,7 @@ class PostgresDatabase(Database):
 
     def message(self, exc: BaseException) -> str:
         """message is the text of ``exc`` without the URL's password."""
-        text = str(exc).strip()
-        if self._secret:
-            text = text.replace(str(self._secret), "***")
-        return text
+        return scrub(exc, self._secret)
 
     def _connection(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -262,7 +241,7 @@ class PostgresDatabase(Database):
         conn = connect_session(
             self._dsn,
             where=f"the {self._what} {self.where}",
-            scrub=self.message,
+            secret=self._secret,
             error=self._error,
             connect_timeout=self._connect_timeout,
             lock_timeout=self._lock_timeout,
@@ -317,7 +296,7 @@ class PostgresDatabase(Database):
         with self._lock:
             conn = self._connection()
             try:
-                if _version(conn, table) != len(steps):
+                if schema_version(conn, table) != len(steps):
                     with conn.transaction():
                         apply_migrations(
                             conn,
@@ -373,67 +352,3 @@ def open_database(
 def _lock_key(table: str) -> int:
     """_lock_key is the advisory-lock key serializing migrations of ``table``'s component."""
     return int.from_bytes(hashlib.sha256(table.encode()).digest()[:8], "big", signed=True)
-
-
-def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
-    """_exists tells whether ``table`` is on the search path, as the statement's snapshot sees it.
-
-    Read from pg_tables, not with ``to_regclass``: the backend's catalog cache
-    may still hold "no such table" from before it waited for the migration
-    lock, while another connection created it.
-    """
-    row = conn.execute(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_tables"
-        " WHERE schemaname = ANY(current_schemas(false)) AND tablename = %s)",
-        (table,),
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def _version(conn: psycopg.Connection[Any], table: str) -> int:
-    """_version is the highest applied migration recorded in ``table`` (0: none)."""
-    if not _exists(conn, table):
-        return 0
-    row = conn.execute(f"SELECT max(version) FROM {table}").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-def apply_migrations(
-    conn: psycopg.Connection[Any],
-    *,
-    table: str,
-    steps: Sequence[Sequence[str]],
-    lock: int,
-    what: str,
-) -> int:
-    """apply_migrations brings a schema to version ``len(steps)`` inside the open transaction.
-
-    Takes the advisory lock ``lock`` (so concurrent openers wait for one
-    another), creates ``table`` if missing, reads the highest applied version,
-    refuses a newer one than ``steps`` know (ConfigError naming ``what`` and
-    both versions), then runs and records each missing step in order. Returns
-    the version found. A failing step raises and the caller's transaction
-    rolls back: the schema stays as it was.
-    """
-    if not re.fullmatch(r"[a-z_]+", table):
-        raise InputError(f"migration table name {table!r} is not a plain identifier")
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-    # Checked before creating: a role that may write but not create tables
-    # (PostgreSQL 15's default on schema public) still opens a migrated schema.
-    if not _exists(conn, table):
-        conn.execute(
-            f"CREATE TABLE {table} (version INTEGER PRIMARY KEY,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-    found = _version(conn, table)
-    newest = len(steps)
-    if found > newest:
-        raise ConfigError(
-            f"{what} has schema version {found}, newer than version {newest} this"
-            " provgate knows: upgrade provgate"
-        )
-    for version in range(found + 1, newest + 1):
-        for ddl in steps[version - 1]:
-            conn.execute(ddl)
-        conn.execute(f"INSERT INTO {table} (version) VALUES (%s)", (version,))
-    return found

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prov_core._fs import write_atomic
+from prov_core._pg_session import is_postgres_url
 from prov_core.errors import ConfigError, KeyStoreError
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ class Home:
         The indexes and the store's metadata live in the same database.
         """
         url = os.environ.get("PROVGATE_LEDGER_URL") or self.ledger_name
-        return url if url.startswith(("postgresql://", "postgres://")) else None
+        return url if is_postgres_url(url) else None
 
     def open_ledger(self) -> Ledger:
         """Open the ledger (a PostgreSQL schema is migrated on opening)."""

@@ -112,6 +112,15 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
         LocalStore(tmp_path / "store", database=url)
 
 
+def test_an_unparsable_url_is_a_config_error_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql://u:s3cret@h:5432/db?foo=bar=baz"
+    with pytest.raises(ConfigError, match="bad PostgreSQL URL") as caught:
+        ContentIndex(url)
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(ConfigError, match="bad PostgreSQL URL"):
+        LocalStore(tmp_path / "store", database=url)
+
+
 def test_an_older_lineage_schema_is_migrated_and_rebuilt(
     schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,14 +70,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
+from prov_core._pg_session import (
+    apply_migrations,
+    connect_session,
+    mask_url,
+    parse_url,
+    require_psycopg,
+    scrub,
+)
 from prov_core.errors import ConfigError, InputError, LedgerError, LedgerIntegrityError
 from prov_core.ledger._postgres_schema import (
     MIGRATIONS,
@@ -97,13 +103,11 @@ __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "PostgresLedger",
-    "connect_session",
     "mask_url",
 ]
 
 _MIGRATION_LOCK = 0x70726F76_6C656467  # "provledg": serializes concurrent openers
 _CHUNK = 1024
-_INSTALL = "install it with: pip install 'provgate[postgres]'"
 _LOCK_HEAD = (
     "SELECT size, frontier, pg_current_xact_id()::text FROM ledger_head WHERE id = 1 FOR UPDATE"
 )
@@ -140,75 +144,6 @@ _WITHDRAW = (
 _BATCH = 1024  # submissions integrated per transaction, at most
 _MOVED = {"PVG01", "PVG02"}  # ledger_integrate: the head moved, a submission was withdrawn
 _MOVES = 8  # how often a leader starts over after _MOVED before it gives up
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """mask_url returns ``url`` with its password replaced by ``***``.
-
-    Handles both URL (``postgresql://user:pw@host/db?password=pw``) and
-    key/value (``host=h password=pw``) connection strings.
-    """
-    if "://" not in url:
-        return _PASSWORD_KV.sub(r"\1***", url)
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            userinfo, _, hostport = netloc.rpartition("@")
-            user = userinfo.partition(":")[0]
-            netloc = f"{user}:***@{hostport}"
-        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "<unparsable PostgreSQL URL>"
-
-
-def connect_session(
-    dsn: str,
-    *,
-    where: str,
-    scrub: Callable[[BaseException], str],
-    error: Callable[[str], Exception],
-    connect_timeout: float,
-    lock_timeout: float,
-    synchronous_commit: bool,
-) -> psycopg.Connection[Any]:
-    """connect_session opens an autocommit connection to ``dsn`` with provgate's session settings.
-
-    ``where`` names the database in messages (masked), ``scrub`` removes the
-    password from driver errors. A URL psycopg rejects raises ConfigError; a
-    server that cannot be reached or set up raises ``error(message)``.
-    """
-    import psycopg
-
-    try:
-        conn = psycopg.connect(
-            dsn,
-            autocommit=True,
-            connect_timeout=max(1, round(connect_timeout)),
-            application_name="provgate",
-        )
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"bad PostgreSQL URL {where}: {scrub(exc)}") from exc
-    except psycopg.Error as exc:
-        raise error(f"cannot connect to {where}: {scrub(exc)}") from exc
-    commit = "on" if synchronous_commit else "off"
-    try:
-        conn.execute(
-            f"SET lock_timeout = {int(lock_timeout * 1000)}; SET synchronous_commit = {commit}"
-        )
-    except psycopg.Error as exc:
-        conn.close()
-        raise error(f"cannot set up {where}: {scrub(exc)}") from exc
-    return conn
-
-
-def _require_psycopg() -> None:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(f"the PostgreSQL ledger needs psycopg 3; {_INSTALL}") from exc
 
 
 def _hex(value: bytes) -> str:
@@ -287,14 +222,8 @@ class PostgresLedger(BaseLedger):
         Checkpoint(origin, 0, bytes(32))  # validates the origin
         if retries < 0:
             raise InputError("retries must be >= 0")
-        _require_psycopg()
-        import psycopg.conninfo
-
-        self.url = mask_url(url)
-        try:
-            self._secret = psycopg.conninfo.conninfo_to_dict(url).get("password")
-        except psycopg.Error as exc:
-            raise ConfigError(f"bad PostgreSQL URL {self.url}: {self._scrub(exc)}") from exc
+        require_psycopg("ledger")
+        self.url, self._secret = parse_url(url)
         self._dsn = url
         self.origin = origin
         self.note_signer = note_signer
@@ -317,18 +246,14 @@ class PostgresLedger(BaseLedger):
 
     def _scrub(self, exc: BaseException | str) -> str:
         """_scrub returns an error message with the URL's password removed."""
-        text = str(exc).strip()
-        secret = getattr(self, "_secret", None)
-        if secret:
-            text = text.replace(str(secret), "***")
-        return text
+        return scrub(exc, self._secret)
 
     def _connect(self) -> psycopg.Connection[Any]:
         # Commits are not flushed unless they say so (the module docstring).
         conn = connect_session(
             self._dsn,
             where=f"ledger {self.url}",
-            scrub=self._scrub,
+            secret=self._secret,
             error=LedgerError,
             connect_timeout=self._connect_timeout,
             lock_timeout=self._lock_timeout,
@@ -372,8 +297,6 @@ class PostgresLedger(BaseLedger):
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """_migrate brings the schema to SCHEMA_VERSION in one transaction and checks the origin."""
         import psycopg
-
-        from prov_core._postgres import apply_migrations  # shared with the indexes and store
 
         try:
             with conn.transaction():
