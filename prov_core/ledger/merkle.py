@@ -409,6 +409,16 @@ class Frontier:
         self._size = index + 1
         return out
 
+    def append_stored(self, leaf_hash: bytes) -> bytes:
+        """append_stored adds a leaf and returns what its entry stores (``entries.hashes``).
+
+        The leaf hash, then the hash of each subtree the leaf completes, level
+        by level, concatenated: subtree ``(L, n)`` is bytes ``32 L .. 32 L + 31``
+        of the entry of leaf ``((n + 1) << L) - 1``.
+        """
+        created = self.append(leaf_hash)
+        return leaf_hash if len(created) == 1 else b"".join([c[2] for c in created])
+
     def root(self) -> bytes:
         """root returns MTH of all leaves appended so far (:data:`EMPTY_ROOT` when none)."""
         if not self._hashes:

@@ -476,12 +476,7 @@ class PostgresLedger(BaseLedger):
             sids.append(sub_sql)
             firsts.append(str(frontier.size))
             for at in range(0, len(blob), HASH_SIZE):
-                h = bytes(blob[at : at + HASH_SIZE])
-                created = frontier.append(h)
-                # Level 0 first; more when the leaf completes subtrees above it.
-                entry_hashes.append(
-                    _hex(h if len(created) == 1 else b"".join(c[2] for c in created))
-                )
+                entry_hashes.append(_hex(frontier.append_stored(bytes(blob[at : at + HASH_SIZE]))))
         new_size = frontier.size
         note = self.note_signer.sign_note(checkpoint_body(self.origin, new_size, frontier.root()))
         self._write_and_commit(
@@ -586,11 +581,7 @@ class PostgresLedger(BaseLedger):
             else:
                 first, frontier, xid = reserved
                 frontier = frontier.copy()
-            hashes: list[bytes] = []
-            for h in leaf_hashes:
-                created = frontier.append(h)
-                # Level 0 first; more when the leaf completes subtrees above it.
-                hashes.append(h if len(created) == 1 else b"".join([c[2] for c in created]))
+            hashes = [frontier.append_stored(h) for h in leaf_hashes]
             size = frontier.size
             note = self.note_signer.sign_note(checkpoint_body(self.origin, size, frontier.root()))
             committing = True

@@ -237,10 +237,7 @@ class SQLiteLedger(BaseLedger):
                     first = frontier.size
                     rows: list[tuple[int, bytes, bytes | None, bytes]] = []
                     for i, (leaf, h) in enumerate(zip(batch, leaf_hashes, strict=True)):
-                        created = frontier.append(h)
-                        # Level 0 first; more when the leaf completes subtrees above it.
-                        hashes = h if len(created) == 1 else b"".join([c[2] for c in created])
-                        rows.append((first + i, hashes, None, leaf))
+                        rows.append((first + i, frontier.append_stored(h), None, leaf))
                     size = frontier.size
                     note = self.note_signer.sign_note(
                         checkpoint_body(self.origin, size, frontier.root())
