@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-__all__ = ["SQLITE", "Database", "Dialect", "Rows", "SQLiteDatabase", "Tx"]
+__all__ = ["SQLITE", "Database", "Dialect", "Rows", "SQLiteDatabase", "Tx", "is_sqlite_busy"]
 
 
 class Rows(Protocol):
@@ -138,6 +138,11 @@ class Database:
 _BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 
 
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """is_sqlite_busy tells whether a sqlite3 error means another writer held a lock too long."""
+    return getattr(exc, "sqlite_errorname", "") in _BUSY
+
+
 class SQLiteDatabase(Database):
     """SQLiteDatabase runs transactions on one open SQLite connection (WAL).
 
@@ -177,7 +182,7 @@ class SQLiteDatabase(Database):
                     conn.execute("PRAGMA synchronous = NORMAL")
 
     def is_busy(self, exc: BaseException) -> bool:
-        return getattr(exc, "sqlite_errorname", "") in _BUSY
+        return is_sqlite_busy(exc)
 
     def close(self) -> None:
         with self._lock:

@@ -51,6 +51,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Literal
 
+from prov_core._sql import is_sqlite_busy
 from prov_core.errors import ConfigError, InputError, LedgerError, LedgerIntegrityError
 from prov_core.ledger.base import Appended, BaseLedger, check_leaves
 from prov_core.ledger.checkpoint import Checkpoint, CheckpointSigner, checkpoint_body
@@ -71,7 +72,6 @@ _TABLES = (
 _TABLE_NAMES = frozenset({"meta", "entries"})
 _CHUNK = 1024
 _IN_LIST = 256  # row ids per "idx IN (...)" query
-_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 _WAL_AUTOCHECKPOINT = 4000
 _INSERT = "INSERT INTO entries (idx, hashes, note, leaf) VALUES (?, ?, ?, ?)"
 _HEAD = "SELECT idx FROM entries WHERE note IS NOT NULL ORDER BY idx DESC LIMIT 1"
@@ -151,7 +151,7 @@ class SQLiteLedger(BaseLedger):
         except sqlite3.Error as exc:
             conn.close()
             self._conn = None
-            if getattr(exc, "sqlite_errorname", "") in _BUSY:
+            if is_sqlite_busy(exc):
                 raise LedgerError(f"ledger {self.path} is locked: {exc}") from exc
             raise ConfigError(f"{self.path} is not a usable provgate ledger: {exc}") from exc
         except BaseException:

@@ -111,7 +111,7 @@ from typing import BinaryIO, ClassVar, Final, NamedTuple
 
 import blake3
 
-from prov_core._sql import Database, SQLiteDatabase, Tx
+from prov_core._sql import Database, SQLiteDatabase, Tx, is_sqlite_busy
 from prov_core.canonical import canonical_json, parse_json
 from prov_core.errors import (
     ConfigError,
@@ -161,7 +161,6 @@ MIN_PREFIX: Final = 7
 _DB = "store.sqlite"
 _CHUNK = 1 << 20  # streaming unit of blob writes
 _PAGE = 1000  # rows per query when walking a whole listing
-_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 _EMPTY_TREE = hashlib.sha256(b"").hexdigest()
 _BLOB = re.compile(r"[0-9a-f]{64}")
 # Branch ids as lakeFS validates them (`^\w[-\w]*$`, ASCII); tags and ref names
@@ -444,7 +443,7 @@ class LocalStore:
             self._open_schema(conn, db)
         except sqlite3.Error as exc:
             conn.close()
-            if getattr(exc, "sqlite_errorname", "") in _BUSY:
+            if is_sqlite_busy(exc):
                 raise StoreError(f"store {db} is locked: {exc}") from exc
             raise ConfigError(f"{db} is not a usable provgate store: {exc}") from exc
         except BaseException:
