@@ -144,6 +144,35 @@ class IndexDatabase:
                 (self.schema, str(self.version)),
             )
 
+    # -- catching up with the ledger -------------------------------------------
+
+    @staticmethod
+    def _take_turn(tx: Tx) -> None:
+        """_take_turn makes the catch-ups of many processes run one batch at a time.
+
+        On PostgreSQL it locks the ``schema`` row of ``meta`` until the
+        transaction ends; on SQLite the write transaction's ``BEGIN IMMEDIATE``
+        already holds the file's write lock. Each batch then starts where the
+        last committed one stopped.
+        """
+        if tx.dialect.for_update:
+            tx.execute(f"SELECT value FROM meta WHERE key = 'schema'{tx.dialect.for_update}")
+
+    @staticmethod
+    def _meta_int(tx: Tx, key: str) -> int:
+        """_meta_int is the integer stored under ``key`` in ``meta`` (0 when absent)."""
+        row = tx.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _set_meta(tx: Tx, key: str, value: str) -> None:
+        """_set_meta stores ``value`` under ``key`` in ``meta``."""
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
     # -- both -----------------------------------------------------------------
 
     @contextmanager

@@ -129,9 +129,8 @@ class ContentIndex(IndexDatabase):
         done = 0
         while True:
             with self._tx() as tx:
-                tx.execute(f"SELECT value FROM meta WHERE key = 'schema'{tx.dialect.for_update}")
-                row = tx.execute("SELECT value FROM meta WHERE key = 'steps_indexed_to'").fetchone()
-                start = int(row[0]) if row else 0
+                self._take_turn(tx)
+                start = self._meta_int(tx, "steps_indexed_to")
                 if start >= size:
                     return done
                 stop = min(size, start + BATCH)
@@ -143,11 +142,7 @@ class ContentIndex(IndexDatabase):
                         for b3 in _step_outputs(leaf, SLSA_PROVENANCE_V1)
                     ],
                 )
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('steps_indexed_to', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(stop),),
-                )
+                self._set_meta(tx, "steps_indexed_to", str(stop))
                 done += stop - start
 
     def covering(

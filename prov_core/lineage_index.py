@@ -168,10 +168,6 @@ _NODE_COLUMNS = (
     "n.log_index, n.envelope_sha256, n.predicate_type, n.kind, n.keyid, n.name,"
     " n.source_uri, n.license"
 )
-_SET_META = (
-    "INSERT INTO meta (key, value) VALUES (?, ?)"
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-)
 
 
 def _walk(dialect: Dialect, *, down: bool) -> str:
@@ -558,7 +554,7 @@ class LineageIndex(IndexDatabase):
     def indexed_to(self) -> int:
         """indexed_to is the number of ledger entries indexed so far."""
         with self._tx(write=False) as tx:
-            return _meta_int(tx, "indexed_to")
+            return self._meta_int(tx, "indexed_to")
 
     def catch_up(self, ledger: Ledger, content: ContentIndex | None = None) -> int:
         """catch_up indexes the entries appended since the last run; returns how many it read.
@@ -577,7 +573,7 @@ class LineageIndex(IndexDatabase):
                 stop = min(size, start + BATCH)
                 for i, leaf in ledger.entries(start, stop):
                     self._add(tx, parse_record(i, leaf), content)
-                tx.execute(_SET_META, ("indexed_to", str(stop)))
+                self._set_meta(tx, "indexed_to", str(stop))
                 done += stop - start
 
     def _check_origin(self, tx: Tx, ledger: Ledger) -> int:
@@ -589,8 +585,8 @@ class LineageIndex(IndexDatabase):
         last committed one stopped: no entry is indexed twice at once, and a
         record is never indexed before the records it was made from.
         """
-        tx.execute(f"SELECT value FROM meta WHERE key = 'schema'{tx.dialect.for_update}")
-        start = _meta_int(tx, "indexed_to")
+        self._take_turn(tx)
+        start = self._meta_int(tx, "indexed_to")
         origin = tx.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
         stale = origin is not None and origin[0] != ledger.origin
         if not stale and start > 0:
@@ -606,7 +602,7 @@ class LineageIndex(IndexDatabase):
             for ddl in _EMPTY:
                 tx.execute(ddl)
             start = 0
-        tx.execute(_SET_META, ("origin", ledger.origin))
+        self._set_meta(tx, "origin", ledger.origin)
         return start
 
     def _add(self, tx: Tx, rec: ParsedRecord, content: ContentIndex | None) -> None:
@@ -819,8 +815,3 @@ class LineageIndex(IndexDatabase):
                 "INSERT INTO edges (child, parent, kind) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 edges,
             )
-
-
-def _meta_int(tx: Tx, key: str) -> int:
-    row = tx.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return int(row[0]) if row else 0
