@@ -278,8 +278,8 @@ class Lineage:
             raise InputError(f"lineage target {target!r} must be a string or a log index")
         text = target.strip()
         scheme = scheme_of(text)
-        table = None if scheme is None else self._resolver_table()
-        if scheme is not None and table is not None and scheme in table:
+        table = self._resolver_table() if scheme is not None else {}
+        if scheme in table:
             resolved = self._resolved.get(text) or resolve_uri(text, table)
             self._resolved[text] = resolved
             try:
