@@ -60,8 +60,8 @@ framework's state dicts, ...); provgate digests its bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +88,7 @@ from prov_core.statement import (
     Subject,
     VerificationSummary,
     attestation_ref,
+    check_identifier,
 )
 from prov_core.step import TRAINING_BUILD_TYPE, Artifact, Attestation, Recorder, record_step
 
@@ -117,19 +118,8 @@ VERIFIER_ID: Final = "https://provgate.dev/federated/aggregator"
 POLICY_URI: Final = "provgate:policy/federated-update"
 """POLICY_URI names the aggregator's acceptance checks in its refusal records."""
 
-_IDENT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
 Combine = Callable[[Sequence["AcceptedUpdate"]], bytes]
 """Combine aggregates the accepted updates of a round into the new global model's bytes."""
-
-
-def _ident(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _IDENT.fullmatch(value):
-        raise InputError(
-            f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
 
 
 def update_name(federation: str, round: int, client_id: str) -> str:
@@ -159,7 +149,7 @@ class SignedUpdate:
     envelope: bytes | None
 
     def __post_init__(self) -> None:
-        _ident(self.client_id, "client id")
+        check_identifier(self.client_id, "client id")
         if not isinstance(self.update, bytes):
             raise InputError(f"the update of {self.client_id} must be bytes")
         if self.envelope is not None and not isinstance(self.envelope, bytes):
@@ -207,7 +197,9 @@ def attest_update(
     if not isinstance(update, bytes) or not isinstance(base_model, bytes):
         raise InputError("update and base_model must be bytes")
     b3 = digest_bytes(update)
-    name = update_name(_ident(federation, "federation"), round, _ident(client_id, "client id"))
+    name = update_name(
+        check_identifier(federation, "federation"), round, check_identifier(client_id, "client id")
+    )
     predicate = FederatedUpdatePredicate(
         federation=federation,
         round=round,
@@ -239,12 +231,12 @@ class GlobalModel:
     data: bytes
     attestation: Attestation
 
-    @property
+    @functools.cached_property
     def blake3(self) -> str:
-        """BLAKE3 of :attr:`data` (what clients sign as their base model)."""
+        """BLAKE3 of :attr:`data` (what clients sign as their base model), hashed once."""
         return digest_bytes(self.data)
 
-    @property
+    @functools.cached_property
     def artifact(self) -> Artifact:
         """The model as an artifact named :func:`model_name`."""
         return Artifact.from_bytes(model_name(self.federation, self.round), self.data)
@@ -365,11 +357,11 @@ class Aggregator:
     ) -> None:
         self.recorder = recorder
         self.trust = trust
-        self.federation = _ident(federation, "federation")
+        self.federation = check_identifier(federation, "federation")
         self.clients = (
             None
             if clients is None
-            else {_ident(c, "client id"): frozenset(keys) for c, keys in clients.items()}
+            else {check_identifier(c, "client id"): frozenset(keys) for c, keys in clients.items()}
         )
         if not isinstance(algorithm, str) or not algorithm:
             raise InputError("algorithm must name the aggregation, e.g. 'FedAvg'")
@@ -675,10 +667,10 @@ class Aggregator:
             name="policy", uri=POLICY_URI, digest={"sha256": self._policy_digest(round, base)}
         )
         statements = []
-        for v in failed:
+        envelope_shas = [None if v.envelope is None else v.envelope.sha256() for v in failed]
+        for v, envelope_sha in zip(failed, envelope_shas, strict=True):
             name = update_name(self.federation, round, v.client_id)
             b3 = digest_bytes(v.update)
-            envelope_sha = None if v.envelope is None else v.envelope.sha256()
             vsa = VerificationSummary(
                 verifier_id=VERIFIER_ID,
                 verifier_version={"provgate": __version__},
@@ -707,14 +699,8 @@ class Aggregator:
             statements.append(Statement([subject], VerificationSummary.predicate_type, predicate))
         decisions = self.recorder.record_many(statements)  # fails the round if it fails
         return [
-            Refusal(
-                v.client_id,
-                v.reasons,
-                d,
-                v.keyid,
-                None if v.envelope is None else v.envelope.sha256(),
-            )
-            for v, d in zip(failed, decisions, strict=True)
+            Refusal(v.client_id, v.reasons, d, v.keyid, envelope_sha)
+            for v, d, envelope_sha in zip(failed, decisions, envelope_shas, strict=True)
         ]
 
 

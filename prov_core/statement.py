@@ -83,6 +83,7 @@ __all__ = [
     "Subject",
     "VerificationSummary",
     "attestation_ref",
+    "check_identifier",
     "ingest_predicate",
     "key_event_predicate",
     "rfc3339",
@@ -156,6 +157,19 @@ def _is_time(text: str) -> bool:
 def _need(value: str | None, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"{what} must be a non-empty string")
+    return value
+
+
+def check_identifier(value: str, what: str) -> str:
+    """check_identifier returns ``value`` if it is 1-128 of ``A-Z a-z 0-9 . _ -``, first alnum.
+
+    Otherwise InputError naming ``what`` (a federation or a client id, say).
+    """
+    if not isinstance(value, str) or not _IDENT.fullmatch(value):
+        raise InputError(
+            f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     return value
 
 
@@ -998,12 +1012,8 @@ class FederatedUpdatePredicate:
     predicate_type: ClassVar[str] = FEDERATED_UPDATE_V1
 
     def __post_init__(self) -> None:
-        for what, value in (("federation", self.federation), ("client id", self.client_id)):
-            if not isinstance(value, str) or not _IDENT.fullmatch(value):
-                raise InputError(
-                    f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-', "
-                    "starting with a letter or digit"
-                )
+        check_identifier(self.federation, "federation")
+        check_identifier(self.client_id, "client id")
         for what, n, low in (
             ("round", self.round, 0),
             ("update size", self.update_size, 0),

@@ -569,6 +569,7 @@ def test_public_surface_is_pinned() -> None:
         "Subject",
         "VerificationSummary",
         "attestation_ref",
+        "check_identifier",
         "ingest_predicate",
         "key_event_predicate",
         "rfc3339",
