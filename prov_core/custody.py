@@ -42,6 +42,7 @@ from prov_core.policy import GenerationFacts, IngestFacts, InputFacts, StepFacts
 from prov_core.snapshots.base import SnapshotURI
 from prov_core.statement import INGEST_V1, SLSA_PROVENANCE_V1, SLSA_VSA_V1, SNAPSHOT_V1, Statement
 from prov_core.step import GENERATION_BUILD_TYPE, TRAINING_BUILD_TYPE
+from prov_core.synthetic import ROLE_GENERATOR, ROLE_GENERATOR_TRAINING, ROLE_SEED
 
 if TYPE_CHECKING:
     from prov_core.content_index import ContentIndex
@@ -346,12 +347,9 @@ class CustodyWalk:
             )
         )
         if kind not in (SLSA_PROVENANCE_V1, SNAPSHOT_V1):
-            self._reason(
-                "unsupported-record",
-                f"record {log_index} is a {kind} record; only ingest records, transform "
-                "steps (SLSA Provenance) and the snapshots they read can stand behind data",
-            )
-            return CustodyNode(log_index, False, kind, predicate)
+            node = CustodyNode(log_index, False, kind, predicate)
+            self._unsupported(node)
+            return node
         generation = kind == SLSA_PROVENANCE_V1 and build_type(predicate) == GENERATION_BUILD_TYPE
         if not verified:
             if generation:
@@ -397,12 +395,12 @@ class CustodyWalk:
         def facts(indices: frozenset[int]) -> tuple[IngestFacts, ...]:
             return tuple(by_index[i] for i in sorted(indices) if i in by_index)
 
-        generator = [n for role, n in below if role == "generator"]
+        generator = [n for role, n in below if role == ROLE_GENERATOR]
         training = next(
             (n.log_index for n in generator if build_type(n.predicate) == TRAINING_BUILD_TYPE),
             None,
         )
-        seeds = frozenset().union(*(n.ingests for role, n in below if role == "seed"))
+        seeds = frozenset().union(*(n.ingests for role, n in below if role == ROLE_SEED))
         every = frozenset().union(*(n.ingests for _, n in below))
         self.state.generations.append(
             GenerationFacts(
@@ -519,12 +517,12 @@ class CustodyWalk:
         named = {
             i
             for d in deps
-            if _role(d) == "generator-training"
+            if _role(d) == ROLE_GENERATOR_TRAINING
             and type(i := _annotations(d).get("logIndex")) is int
         }
         if not named:
             return True
-        producers = {n.log_index for role, n in below if role == "generator"}
+        producers = {n.log_index for role, n in below if role == ROLE_GENERATOR}
         if named & producers:
             return True
         self._reason(
@@ -546,8 +544,7 @@ class CustodyWalk:
         dep = dep if isinstance(dep, dict) else {}
         label = dep.get("name") or dep.get("uri") or "?"
         where = f"transform step record {step} ({name}): input {label!r}"
-        annotations = dep.get("annotations")
-        annotations = annotations if isinstance(annotations, dict) else {}
+        annotations = _annotations(dep)
         digest = dep.get("digest")
         digest = digest if isinstance(digest, dict) else {}
         attested = annotations.get("logIndex")
@@ -725,6 +722,8 @@ def object_samples(node: CustodyNode, blake3_hex: str) -> int | None:
     of several files has one sample per file; a step signs an output's count
     when it recorded ``annotations.samples`` for it. ``None`` when unknown.
     """
+    from prov_core._samples import FILE_SAMPLE_ENCODING
+
     predicate = node.predicate
     if predicate is None:
         return None
@@ -733,7 +732,7 @@ def object_samples(node: CustodyNode, blake3_hex: str) -> int | None:
         if isinstance(manifest, dict) and manifest.get("files") == 1:
             return _count(predicate.get("samples"))
         samples = predicate.get("samples")
-        if isinstance(samples, dict) and samples.get("leafEncoding") == "provgate-file/v1":
+        if isinstance(samples, dict) and samples.get("leafEncoding") == FILE_SAMPLE_ENCODING:
             return 1
         return None
     for b in _byproducts(predicate):
@@ -745,15 +744,9 @@ def object_samples(node: CustodyNode, blake3_hex: str) -> int | None:
 
 def step_outputs(predicate: Mapping[str, Any]) -> set[str]:
     """step_outputs returns the BLAKE3 of every output a step's signed record names."""
-    run = predicate.get("runDetails")
-    byproducts = run.get("byproducts") if isinstance(run, dict) else None
-    out: set[str] = set()
-    for b in byproducts if isinstance(byproducts, list) else []:
-        annotations = b.get("annotations") if isinstance(b, dict) else None
-        b3 = annotations.get("blake3") if isinstance(annotations, dict) else None
-        if isinstance(b3, str):
-            out.add(b3)
-    return out
+    return {
+        b3 for b in _byproducts(predicate) if isinstance(b3 := _annotations(b).get("blake3"), str)
+    }
 
 
 def kind_name(predicate_type: str) -> str:
