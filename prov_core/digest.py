@@ -117,6 +117,7 @@ __all__ = [
     "row_ids",
     "sample_proof_from_json",
     "sample_set_of_batches",
+    "sample_set_of_path",
     "sample_set_of_table",
 ]
 
@@ -459,6 +460,21 @@ def sample_set_of_table(table: pa.Table) -> SampleSet:
     from prov_core import _rows
 
     return _rows.sample_set_of_table(table)
+
+
+def sample_set_of_path(
+    path: str | os.PathLike[str], tree: TreeDigest, *, per_file: bool = False
+) -> SampleSet:
+    """sample_set_of_path is the sample set of ``path``, whose digest is ``tree``.
+
+    The rows of a table file (:func:`is_tabular`), unless ``per_file``; else one
+    sample per file of the tree.
+    """
+    if is_tabular(path) and not per_file:
+        return sample_set_of_table(read_table(path))
+    from prov_core._samples import SampleSet
+
+    return SampleSet.of_files(f.blake3 for f in tree.files)
 
 
 def sample_set_of_batches(batches: Iterable[pa.Table | pa.RecordBatch]) -> SampleSet:

@@ -15,6 +15,7 @@ that a later snapshot of those bytes finds this record by content.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -29,8 +30,7 @@ from prov_core.digest import (
     SampleSet,
     digest_bytes,
     digest_path,
-    is_tabular,
-    manifest_sha256,
+    sample_set_of_path,
 )
 from prov_core.errors import InputError
 from prov_core.statement import INGEST_V1, Statement, Subject, ingest_predicate
@@ -109,20 +109,11 @@ def ingest_path(
         raise InputError(f"{path}: no such file or directory")
     retrieved = datetime.now(UTC)
     tree = digest_path(path, progress=progress, reuse_written=reuse_written)
-    if is_tabular(path) and not request.per_file:
-        from prov_core.digest import read_table, sample_set_of_table
-
-        samples = sample_set_of_table(read_table(path))
-        unit = "rows"
-    else:
-        samples = SampleSet.of_files(f.blake3 for f in tree.files)
-        unit = "files"
     return _record(
         recorder,
         path.name or str(path),
-        samples,
+        sample_set_of_path(path, tree, per_file=request.per_file),
         request,
-        unit=unit,
         files=tree.files,
         manifest={"blake3": tree.blake3, "files": len(tree.files), "bytes": tree.bytes},
         subject_sha256=tree.sha256_subject,
@@ -168,14 +159,12 @@ def ingest_samples(
             "files": len(files),
             "bytes": sum(f.size for f in files),
         }
-        subject = manifest_sha256((f.path, f.blake3) for f in files)
-    unit = "rows" if samples.leaf_encoding == ROW_ENCODING else "files"
+        subject = hashlib.sha256(data).hexdigest()  # manifest_sha256 of the files
     return _record(
         recorder,
         name,
         samples,
         request,
-        unit=unit,
         files=files,
         manifest=manifest,
         subject_sha256=subject,
@@ -191,7 +180,6 @@ def _record(
     samples: SampleSet,
     request: IngestRequest,
     *,
-    unit: str,
     files: Sequence[FileDigest],
     manifest: dict[str, object] | None,
     subject_sha256: str,
@@ -200,6 +188,7 @@ def _record(
     samples_store: SampleStore | None,
 ) -> IngestResult:
     """_record builds, signs and appends one ingest record (and keeps and indexes as asked)."""
+    unit = "rows" if samples.leaf_encoding == ROW_ENCODING else "files"
     predicate = ingest_predicate(
         source_uri=request.source,
         issuer=request.issuer,

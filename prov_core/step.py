@@ -146,18 +146,11 @@ class Artifact:
         instead of reading the file again; adapters set it for the outputs
         they record, verification never does.
         """
-        from prov_core.digest import SampleSet, digest_path, is_tabular
+        from prov_core.digest import digest_path, sample_set_of_path
 
         p = Path(path)
         tree = digest_path(p, reuse_written=reuse_written)
-        summary: dict[str, Any] | None = None
-        if samples:
-            if is_tabular(p):
-                from prov_core.digest import read_table, sample_set_of_table
-
-                summary = sample_set_of_table(read_table(p)).summary()
-            else:
-                summary = SampleSet.of_files(f.blake3 for f in tree.files).summary()
+        summary = sample_set_of_path(p, tree).summary() if samples else None
         return cls(
             name=name or p.name,
             sha256=tree.sha256_subject,
