@@ -60,6 +60,7 @@ framework's state dicts, ...); provgate digests its bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -392,9 +393,11 @@ class Aggregator:
         client = update.client_id
         reasons: list[Reason] = []
 
-        def fail(code: str, message: str) -> UpdateCheck:
+        def fail(
+            code: str, message: str, envelope: Envelope | None = None, keyid: str | None = None
+        ) -> UpdateCheck:
             reasons.append(Reason(code, client, message))
-            return UpdateCheck(client, update.update, tuple(reasons))
+            return UpdateCheck(client, update.update, tuple(reasons), envelope, keyid=keyid)
 
         # 1. An attestation at all.
         if update.envelope is None:
@@ -418,25 +421,22 @@ class Aggregator:
         try:
             verify_envelope(envelope, self.trust, predicate_type=FEDERATED_UPDATE_V1)
         except VerificationError as exc:
-            code = signature_code(exc)
-            reasons.append(Reason(code, client, f"the attestation does not verify: {exc}"))
-            return UpdateCheck(client, update.update, tuple(reasons), envelope, keyid=keyid)
+            return fail(
+                signature_code(exc), f"the attestation does not verify: {exc}", envelope, keyid
+            )
         # 3. A federated-update statement.
         try:
             statement = Statement.parse(envelope.payload)
         except (FormatError, InputError) as exc:
-            reasons.append(Reason("malformed", client, f"the statement does not parse: {exc}"))
-            return UpdateCheck(client, update.update, tuple(reasons), envelope, keyid=keyid)
+            return fail("malformed", f"the statement does not parse: {exc}", envelope, keyid)
         if statement.predicate_type != FEDERATED_UPDATE_V1:
-            reasons.append(
-                Reason(
-                    "malformed",
-                    client,
-                    f"the statement is a {statement.predicate_type} record, "
-                    f"not a {FEDERATED_UPDATE_V1} record",
-                )
+            return fail(
+                "malformed",
+                f"the statement is a {statement.predicate_type} record, "
+                f"not a {FEDERATED_UPDATE_V1} record",
+                envelope,
+                keyid,
             )
-            return UpdateCheck(client, update.update, tuple(reasons), envelope, keyid=keyid)
         p = statement.predicate
         # 4. The client and its key.
         signed_client = p["client"]["id"]
@@ -560,13 +560,11 @@ class Aggregator:
                 raise InputError(f"{u!r} is not a SignedUpdate")
             verdict = self.check(u, round=r, base=base)
             if verdict.ok and u.client_id in seen:
-                verdict = UpdateCheck(
-                    u.client_id,
-                    u.update,
-                    (Reason("duplicate", u.client_id, f"a second update from it in round {r}"),),
-                    verdict.envelope,
-                    verdict.statement,
-                    verdict.keyid,
+                verdict = dataclasses.replace(
+                    verdict,
+                    reasons=(
+                        Reason("duplicate", u.client_id, f"a second update from it in round {r}"),
+                    ),
                 )
             (passed if verdict.ok else failed).append(verdict)
             if verdict.ok:
