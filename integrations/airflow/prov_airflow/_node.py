@@ -134,9 +134,13 @@ def record_try(
     """Record one try of a task instance as a signed step (state ``success`` or ``failed``).
 
     A try with neither inputs nor outputs is named by :func:`identity_artifact`.
-    ``extra`` goes into the orchestrator block (``operator``, ``error``, ...).
+    ``extra`` goes into the orchestrator block (``operator``, ``error``, ...); an
+    ``error`` is cut to its first 2,000 characters.
     """
     from prov_core.step import STEP_BUILD_TYPE, CodeIdentity, Recorder, record_step
+
+    if extra.get("error") is not None:
+        extra["error"] = str(extra["error"])[:_MAX_ERROR]
 
     if not inputs and not outputs:
         outputs = [identity_artifact(ti)]
@@ -166,7 +170,7 @@ def record_failed_try(
             inputs=inputs,
             fn=fn,
             operator=type(ti.task).__name__,
-            error=f"{type(error).__name__}: {error}"[:_MAX_ERROR],
+            error=f"{type(error).__name__}: {error}",
         )
         publish(ti, attestation, settings)
     except Exception as exc:

@@ -32,9 +32,14 @@ from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factor
 
 from prov_airflow import _node
 from prov_airflow.config import Settings
-from prov_airflow.errors import ProvenanceError
 from prov_airflow.links import ProvenanceLink
-from prov_airflow.operators import PINNED_PARAM, failures_recorded, gate, record_outputs
+from prov_airflow.operators import (
+    PINNED_PARAM,
+    failures_recorded,
+    gate,
+    record_outputs,
+    require_upstream,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk.bases.decorator import TaskDecorator
@@ -98,12 +103,8 @@ class _ProvenanceDecoratedOperator(DecoratedOperator, PythonOperator):  # type: 
         started = datetime.now(UTC)
         up = _node.upstream(ti)
         inputs.extend(up.attestations)
-        if self.require_upstream and up.missing:
-            raise ProvenanceError(
-                f"{_node.task_name(ti)}: upstream task(s) {', '.join(up.missing)} pushed no "
-                "provgate attestation; make them provgate tasks, enable the listener "
-                "([provgate] listener = True), or pass require_upstream=False"
-            )
+        if self.require_upstream:
+            require_upstream(ti, up)
         uris: list[str] = []
         if self.training:
             uris = list(self.gate_inputs) if self.gate_inputs is not None else list(up.snapshots)

@@ -40,7 +40,6 @@ __all__ = ["ProvgateListener", "record_task_instance"]
 
 log = logging.getLogger("prov_airflow")
 
-_MAX_ERROR = 2000
 _NO_RESULT = object()
 
 
@@ -91,7 +90,7 @@ def record_task_instance(
             outputs.append(artifact)
     extra: dict[str, Any] = {"operator": type(ti.task).__name__}
     if error is not None:
-        extra["error"] = str(error)[:_MAX_ERROR]
+        extra["error"] = str(error)
     if up.missing:
         extra["unrecorded_upstream"] = list(up.missing)
     attestation = _node.record_try(

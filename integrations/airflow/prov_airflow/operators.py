@@ -45,6 +45,7 @@ __all__ = [
     "failures_recorded",
     "gate",
     "record_outputs",
+    "require_upstream",
 ]
 
 log = logging.getLogger("prov_airflow")
@@ -169,7 +170,8 @@ def failures_recorded(
         raise
 
 
-def _require_upstream(ti: Any, up: _node.Upstream) -> None:
+def require_upstream(ti: Any, up: _node.Upstream) -> None:
+    """require_upstream raises ProvenanceError naming the upstream tasks that pushed no record."""
     if up.missing:
         raise ProvenanceError(
             f"{_node.task_name(ti)}: upstream task(s) {', '.join(up.missing)} pushed no provgate "
@@ -294,7 +296,7 @@ class ProvenanceSnapshotOperator(_ProvenanceOperator):
         up = _node.upstream(ti)
         inputs.extend(up.attestations)
         if self.require_upstream:
-            _require_upstream(ti, up)
+            require_upstream(ti, up)
 
         def commit() -> Any:
             home = settings.open_home()
@@ -376,7 +378,7 @@ class ProvenanceTrainingOperator(_ProvenanceOperator):
             up = _node.upstream(ti)
             inputs.extend(up.attestations)
             if self.require_upstream:
-                _require_upstream(ti, up)
+                require_upstream(ti, up)
             uris = list(self.inputs) if self.inputs is not None else list(up.snapshots)
             vsa = gate(ti, settings, uris)
             inputs.insert(0, vsa)

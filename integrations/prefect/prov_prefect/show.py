@@ -24,11 +24,20 @@ if TYPE_CHECKING:
     from prov_core.home import Home
     from prov_core.step import Artifact, Attestation
 
-__all__ = ["add_asset_metadata", "show_cached", "show_node"]
+__all__ = ["add_asset_metadata", "run_rows", "show_cached", "show_node"]
 
 logger = logging.getLogger("prov_prefect")
 
 _MAX_DIGESTS = 100  # digests listed in an asset's materialization metadata
+
+
+def run_rows(run: TaskRun, task: Task[Any, Any]) -> list[dict[str, str]]:
+    """run_rows are the node table's first rows: the task run, its task key and flow run."""
+    return [
+        {"field": "task run", "value": run.name},
+        {"field": "task key", "value": task.task_key},
+        {"field": "flow run", "value": str(run.flow_run_id)},
+    ]
 
 
 def add_asset_metadata(
@@ -87,12 +96,8 @@ def show_cached(cfg: ProvenanceConfig, task: Task[Any, Any], run: TaskRun, state
             run.name,
         )
         return
-    rows = [
-        {"field": "task run", "value": run.name},
-        {"field": "task key", "value": task.task_key},
-        {"field": "flow run", "value": str(run.flow_run_id)},
-        {"field": "cache", "value": f"cached: node of {original.task_run_name}"},
-    ]
+    rows = run_rows(run, task)
+    rows.append({"field": "cache", "value": f"cached: node of {original.task_run_name}"})
     show_node(
         cfg,
         run,

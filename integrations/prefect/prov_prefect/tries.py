@@ -374,12 +374,7 @@ def record_failed(t: TaskTry, error: BaseException | str) -> Attestation:
 
 
 def _rows(t: TaskTry, state: str) -> list[dict[str, str]]:
-    return [
-        {"field": "task run", "value": t.run.name},
-        {"field": "task key", "value": t.task.task_key},
-        {"field": "flow run", "value": str(t.run.flow_run_id)},
-        {"field": "try", "value": f"{t.attempt} ({state})"},
-    ]
+    return [*show.run_rows(t.run, t.task), {"field": "try", "value": f"{t.attempt} ({state})"}]
 
 
 def _publish(
