@@ -377,11 +377,8 @@ class HashingSink(io.BufferedIOBase):
             self._store(chunk)
 
     def _store(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
         try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
+            _write_all(self._fd, chunk)
         except OSError as exc:
             self._failed = True
             raise _write_error(self._path, exc) from exc
@@ -441,10 +438,15 @@ def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> int:
             if exc.errno not in _NO_COPY_RANGE:
                 raise
     data = os.pread(src_fd, count, offset)
+    _write_all(dst_fd, data)
+    return len(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """_write_all writes all of ``data`` to ``fd``, looping on short writes."""
     view = memoryview(data)
     while view:
-        view = view[os.write(dst_fd, view) :]
-    return len(data)
+        view = view[os.write(fd, view) :]
 
 
 _NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
