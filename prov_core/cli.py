@@ -478,6 +478,58 @@ def _build_app() -> typer.Typer:
                 raise LedgerError("the ledger is empty: no checkpoint yet")
             sys.stdout.write(note.decode())
 
+    @log_app.command("serve")
+    def log_serve(
+        listen: str = typer.Option(
+            "127.0.0.1:7465", "--listen", help="host:port to take appends on"
+        ),
+    ) -> None:
+        """Run the sequencer of a PostgreSQL ledger: workers append through it.
+
+        Point the workers at it with PROVGATE_LEDGER_SEQUENCER=HOST:PORT (besides
+        PROVGATE_LEDGER_URL). It integrates their appends in batches, one signed
+        checkpoint each; if it stops, they append without it. Anyone who can
+        connect can append: listen where only the workers reach it.
+        """
+        import signal
+
+        from rich.markup import escape
+
+        from prov_core.errors import ConfigError
+        from prov_core.ledger.postgres import PostgresLedger
+        from prov_core.ledger.sequencer import SequencerServer, parse_address
+
+        with errors():
+            home = opened()
+            host, port = parse_address(listen)
+            if home.ledger_url is None:
+                raise ConfigError(
+                    "the sequencer serves a PostgreSQL ledger; set PROVGATE_LEDGER_URL"
+                    " (docs/scaling.md)"
+                )
+            ledger = home.open_ledger(sequenced=False)
+            assert isinstance(ledger, PostgresLedger)
+            try:
+                server = SequencerServer(ledger, host, port)
+            except OSError as exc:
+                ledger.close()
+                raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+            signal.signal(signal.SIGTERM, lambda *_: server.close())
+            bound = server.address
+            err.print(
+                f"sequencer of {escape(ledger.url)} listening on {bound[0]}:{bound[1]}"
+                " (Ctrl-C stops it)"
+            )
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                server.close()
+            err.print(
+                f"sequencer stopped: {server.appended} append(s) in {server.batches} batch(es)"
+            )
+
     @log_app.command("witness")
     def log_witness(
         path: Path = typer.Argument(

@@ -173,12 +173,32 @@ class Home:
         url = os.environ.get("PROVGATE_LEDGER_URL") or self.ledger_name
         return url if is_postgres_url(url) else None
 
-    def open_ledger(self) -> Ledger:
-        """Open the ledger (a PostgreSQL schema is migrated on opening)."""
+    @property
+    def ledger_sequencer(self) -> str | None:
+        """The sequencer's ``host:port`` (``PROVGATE_LEDGER_SEQUENCER``), or None.
+
+        Only with a PostgreSQL ledger: appends then go through the sequencer
+        (:mod:`prov_core.ledger.sequencer`; docs/scaling.md).
+        """
+        address = os.environ.get("PROVGATE_LEDGER_SEQUENCER", "").strip()
+        return address or None
+
+    def open_ledger(self, *, sequenced: bool = True) -> Ledger:
+        """Open the ledger (a PostgreSQL schema is migrated on opening).
+
+        With ``PROVGATE_LEDGER_SEQUENCER`` set and a PostgreSQL ledger, a
+        :class:`~prov_core.ledger.sequencer.SequencedLedger` (unless
+        ``sequenced`` is False: the sequencer itself opens it so).
+        """
         url = self.ledger_url
         if url is not None:
             from prov_core.ledger.postgres import PostgresLedger
 
+            address = self.ledger_sequencer if sequenced else None
+            if address is not None:
+                from prov_core.ledger.sequencer import SequencedLedger
+
+                return SequencedLedger(url, self.origin, _LazyNoteSigner(self), sequencer=address)
             return PostgresLedger(url, origin=self.origin, note_signer=_LazyNoteSigner(self))
         from prov_core.ledger.sqlite import SQLiteLedger
 

@@ -235,6 +235,8 @@ class PostgresLedger(BaseLedger):
         self._conn: psycopg.Connection[Any] | None = None
         # (size, frontier, xid) of the head locked by reserve(), while its block runs.
         self._reserved: tuple[int, Frontier, str] | None = None
+        # (size, frontier) of the head append_requests wrote last (the sequencer's).
+        self._tail: tuple[int, Frontier] | None = None
         conn = self._connect()
         try:
             self._migrate(conn)
@@ -563,6 +565,24 @@ class PostgresLedger(BaseLedger):
                     ) from (cause if isinstance(cause, psycopg.Error) else lost)
                 attempts -= 1
 
+    def _batch_rows(
+        self, first: int, frontier: Frontier, leaf_sql: list[str], leaf_hashes: list[bytes]
+    ) -> tuple[int, bytes, str, str]:
+        """_batch_rows extends ``frontier`` and signs the checkpoint of its new size.
+
+        Returns (size, checkpoint, the entries' rows as SQL VALUES, the new
+        frontier as a bytea literal).
+        """
+        hashes = [frontier.append_stored(h) for h in leaf_hashes]
+        size = frontier.size
+        note = self.note_signer.sign_note(checkpoint_body(self.origin, size, frontier.root()))
+        rows = [
+            f"({first + i},{_hex(h)},NULL,{leaf})"
+            for i, (h, leaf) in enumerate(zip(hashes, leaf_sql, strict=True))
+        ]
+        rows[-1] = f"({size - 1},{_hex(hashes[-1])},{_hex(note)},{leaf_sql[-1]})"
+        return size, note, ",".join(rows), _hex(b"".join(frontier.hashes()))
+
     def _append_once(
         self,
         conn: psycopg.Connection[Any],
@@ -581,21 +601,13 @@ class PostgresLedger(BaseLedger):
             else:
                 first, frontier, xid = reserved
                 frontier = frontier.copy()
-            hashes = [frontier.append_stored(h) for h in leaf_hashes]
-            size = frontier.size
-            note = self.note_signer.sign_note(checkpoint_body(self.origin, size, frontier.root()))
+            size, note, rows, edge = self._batch_rows(first, frontier, leaf_sql, leaf_hashes)
             committing = True
-            rows = [
-                f"({first + i},{_hex(h)},NULL,{leaf})"
-                for i, (h, leaf) in enumerate(zip(hashes, leaf_sql, strict=True))
-            ]
-            rows[-1] = f"({size - 1},{_hex(hashes[-1])},{_hex(note)},{leaf_sql[-1]})"
             self._write_and_commit(
                 conn,
-                _INSERT.format(rows=",".join(rows))
-                + _UPDATE.format(size=size, frontier=_hex(b"".join(frontier.hashes())))
+                _INSERT.format(rows=rows) + _UPDATE.format(size=size, frontier=edge)
                 + self._commit_sql,
-            )
+            )  # fmt: skip
         except psycopg.Error as exc:
             lost = _connection_lost(conn, exc)
             if lost:
@@ -613,6 +625,186 @@ class PostgresLedger(BaseLedger):
             self._release(conn)
             raise
         return Appended(first, size, note, len(leaf_sql))
+
+    # -- the sequencer's write ----------------------------------------------------
+
+    def append_requests(
+        self, requests: Sequence[tuple[bytes, Sequence[bytes]]]
+    ) -> list[Appended | LedgerError]:
+        """append_requests appends many writers' requests as one batch under one checkpoint.
+
+        The write of :mod:`~prov_core.ledger.sequencer`: each request is
+        ``(id, leaves)``, ``id`` 16 bytes chosen by its writer. The requests
+        are appended in order, each one's entries consecutive, in one
+        transaction with one signed checkpoint, under the writers' lock, and
+        committed synchronously; each id is stored as an integrated
+        submission, so that a writer that lost its sequencer can find where
+        its request landed or withdraw it (:meth:`withdraw_request`). A
+        request whose id is already stored is not appended again: its result
+        is where it landed, or a LedgerError if it was withdrawn. Returns one
+        result per request, in order.
+
+        The head this handle wrote last is kept: while nobody else appends,
+        the next call writes in one round trip, which fails (and is redone
+        the long way, reading the head and the stored ids first) if the head
+        moved or an id is already stored.
+        """
+        import psycopg
+
+        prepared = []
+        for rid, leaves in requests:
+            if len(rid) != 16:
+                raise InputError("a request id is 16 bytes")
+            batch = check_leaves(leaves)
+            prepared.append(
+                (rid, [_hex(leaf) for leaf in batch],
+                 [sha256(b"\x00" + leaf).digest() for leaf in batch])
+            )  # fmt: skip
+        with self._lock:
+            if self._reserved is not None:
+                raise LedgerError(f"ledger {self.url}: append_requests inside reserve()")
+            attempts, moves = self._retries, _MOVES
+            while True:
+                conn = self._connection()
+                try:
+                    return self._append_requests_once(conn, prepared)
+                except _Lost as lost:
+                    if attempts <= 0:
+                        raise LedgerError(
+                            f"ledger {self.url}: the connection was lost during an append,"
+                            f" which was rolled back (nothing was appended): {lost}"
+                        ) from lost
+                    attempts -= 1
+                except psycopg.Error as exc:  # the head moved, or an id was stored meanwhile
+                    self._release(conn)
+                    if moves <= 0:
+                        raise LedgerError(
+                            f"ledger {self.url}: cannot append: {self._scrub(exc)}"
+                        ) from exc
+                    moves -= 1
+
+    def _append_requests_once(
+        self,
+        conn: psycopg.Connection[Any],
+        prepared: list[tuple[bytes, list[str], list[bytes]]],
+    ) -> list[Appended | LedgerError]:
+        """_append_requests_once: one try of append_requests.
+
+        Raises _Lost if the connection died and the batch certainly did not
+        commit, a psycopg error (a conflict: try again) if the write failed.
+        """
+        import psycopg
+
+        stored: dict[bytes, tuple[Any, ...]] = {}
+        tail, self._tail = self._tail, None
+        prefix = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; "
+        try:
+            if tail is None:  # the long way: read the head and the stored ids first
+                ids = ",".join(_hex(rid) for rid, _, _ in prepared)
+                found = _tuple_results(
+                    conn.execute(
+                        self._begin_sql
+                        + "; SELECT s.id, s.first_idx, s.size, e.note FROM ledger_submissions s"
+                        " LEFT JOIN ledger_entries e ON e.idx = s.size - 1"
+                        f" WHERE s.id = ANY(ARRAY[{ids}]::bytea[])"
+                    )
+                )
+                first, frontier, _ = self._head_state(found[-2][0] if found[-2] else None)
+                stored = {bytes(row[0]): row[1:] for row in found[-1]}
+                prefix = ""
+            else:
+                first, frontier = tail[0], tail[1].copy()
+        except psycopg.Error as exc:
+            lost = _connection_lost(conn, exc)
+            if lost:
+                conn.close()
+                raise _Lost(self._scrub(exc)) from exc
+            raise
+        results: list[Appended | LedgerError] = []
+        leaf_sql: list[str] = []
+        leaf_hashes: list[bytes] = []
+        subs: list[tuple[bytes, int]] = []
+        for rid, leaves, hashes in prepared:
+            if rid in stored:
+                at, size, note = stored[rid]
+                try:
+                    results.append(self._landed(at, size, note, len(leaves)))
+                except LedgerError as exc:
+                    results.append(exc)
+                continue
+            subs.append((rid, first + len(leaf_sql)))
+            results.append(Appended(first + len(leaf_sql), 0, b"", len(leaves)))
+            leaf_sql += leaves
+            leaf_hashes += hashes
+        if not leaf_sql:
+            self._release(conn)
+            return results
+        size, note, rows, edge = self._batch_rows(first, frontier, leaf_sql, leaf_hashes)
+        write = (
+            prefix
+            + "WITH subs AS (INSERT INTO ledger_submissions (id, hashes, first_idx, size) VALUES "
+            + ",".join(f"({_hex(rid)},'',{at},{size})" for rid, at in subs)
+            + f"), new AS (INSERT INTO ledger_entries (idx, hashes, note, leaf) VALUES {rows}),"
+            f" head AS (UPDATE ledger_head SET size = {size}, frontier = {edge}"
+            f" WHERE id = 1 AND size = {first} RETURNING 1)"
+            " SELECT 1 / (SELECT count(*)::int FROM head)"  # fails unless the head was at first
+             + self._commit_sql
+        )
+        try:
+            self._write_and_commit(conn, write)
+        except psycopg.Error as exc:
+            if not _connection_lost(conn, exc):
+                raise
+            conn.close()
+            if not self._request_stored(subs[0][0], exc):
+                raise _Lost(self._scrub(exc)) from exc
+        self._tail = (size, frontier)
+        return [
+            Appended(r.first_index, size, note, r.count)
+            if isinstance(r, Appended) and not r.size
+            else r
+            for r in results
+        ]
+
+    def _request_stored(self, rid: bytes, exc: BaseException) -> bool:
+        """_request_stored tells whether a request id was stored (its batch committed).
+
+        Raises LedgerError when that cannot be known (the batch's outcome is unknown).
+        """
+        import psycopg
+
+        try:
+            conn = self._connection()
+            row = conn.execute(_STATUS.format(sid=_hex(rid))).fetchone()
+        except (psycopg.Error, LedgerError) as again:
+            raise LedgerError(
+                f"ledger {self.url}: the connection was lost while committing an append and"
+                f" cannot be re-established, so whether it was appended is unknown:"
+                f" {self._scrub(again)}"
+            ) from exc
+        return row is not None
+
+    def withdraw_request(self, rid: bytes) -> Appended | None:
+        """withdraw_request settles a request a sequencer may or may not have appended.
+
+        Stores ``rid`` as withdrawn unless it is already stored (committed
+        synchronously), so that no sequencer appends it afterwards; returns
+        where it landed if it was appended first, else None (nothing was
+        appended, nor will be).
+        """
+        with self._db("withdraw a request") as conn:
+            results = _tuple_results(
+                conn.execute(
+                    "BEGIN; SET LOCAL synchronous_commit = on; INSERT INTO ledger_submissions"
+                    f" (id, hashes, first_idx) VALUES ({_hex(rid)}, '', -1)"
+                    " ON CONFLICT (id) DO NOTHING; COMMIT; " + _STATUS.format(sid=_hex(rid))
+                )
+            )
+        rows = results[-1]
+        if not rows or rows[0][0] is None or rows[0][0] < 0:
+            return None
+        first, size, note = rows[0]
+        return self._landed(first, size, note, 0)
 
     def _write_and_commit(self, conn: psycopg.Connection[Any], sql: str) -> None:
         """_write_and_commit stores the rows and the head and commits, in one round trip.
