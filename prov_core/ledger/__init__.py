@@ -6,6 +6,8 @@
 - :mod:`~prov_core.ledger.memory`, :mod:`~prov_core.ledger.sqlite`,
   :mod:`~prov_core.ledger.postgres`: the backends (PostgreSQL needs the
   ``postgres`` extra; psycopg is imported only when a PostgresLedger opens).
+- :mod:`~prov_core.ledger.sequencer`: the sequencer that integrates many
+  writers' appends to a PostgreSQL ledger, and the ledger that appends through it.
 - :mod:`~prov_core.ledger.audit`: whole-log verification that names what is wrong.
 """
 
@@ -29,6 +31,7 @@ from prov_core.ledger.checkpoint import (
 )
 from prov_core.ledger.memory import MemoryLedger
 from prov_core.ledger.postgres import PostgresLedger
+from prov_core.ledger.sequencer import SequencedLedger, SequencerServer
 from prov_core.ledger.sqlite import SQLiteLedger
 
 __all__ = [
@@ -46,6 +49,8 @@ __all__ = [
     "Problem",
     "Receipt",
     "SQLiteLedger",
+    "SequencedLedger",
+    "SequencerServer",
     "UnknownNoteKeyError",
     "audit_log",
     "format_receipt",

@@ -769,20 +769,29 @@ class PostgresLedger(BaseLedger):
     def _request_stored(self, rid: bytes, exc: BaseException) -> bool:
         """_request_stored tells whether a request id was stored (its batch committed).
 
-        Raises LedgerError when that cannot be known (the batch's outcome is unknown).
+        It first takes the writers' lock, which the lost session holds until
+        the server has finished with it, so the batch is no longer in
+        progress when it looks. Raises LedgerError when that cannot be known
+        (the batch's outcome is unknown).
         """
         import psycopg
 
         try:
             conn = self._connection()
-            row = conn.execute(_STATUS.format(sid=_hex(rid))).fetchone()
+            rows = _tuple_results(
+                conn.execute(
+                    f"SELECT pg_advisory_lock({WRITERS_LOCK}); "
+                    + _STATUS.format(sid=_hex(rid))
+                    + f"; SELECT pg_advisory_unlock({WRITERS_LOCK})"
+                )
+            )[1]
         except (psycopg.Error, LedgerError) as again:
             raise LedgerError(
                 f"ledger {self.url}: the connection was lost while committing an append and"
                 f" cannot be re-established, so whether it was appended is unknown:"
                 f" {self._scrub(again)}"
             ) from exc
-        return row is not None
+        return bool(rows)
 
     def withdraw_request(self, rid: bytes) -> Appended | None:
         """withdraw_request settles a request a sequencer may or may not have appended.

@@ -186,6 +186,7 @@ class SequencerServer:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: list[tuple[_Client, bytes, list[bytes]]] = []
+        self._failure: Exception | None = None
         self.batches = 0
         """batches counts the transactions written so far."""
         self.appended = 0
@@ -204,9 +205,14 @@ class SequencerServer:
         return self
 
     def serve_forever(self) -> None:
-        """serve_forever serves until :meth:`close` is called (from another thread or a signal)."""
+        """serve_forever serves until :meth:`close` is called (from another thread or a signal).
+
+        Raises LedgerError if the server stopped on an error of its own.
+        """
         self.start()
         self._stopped.wait()
+        if self._failure is not None:
+            raise LedgerError(f"the sequencer stopped: {self._failure}") from self._failure
 
     def close(self) -> None:
         """close stops serving (after the batch being written) and closes the ledger."""
@@ -247,8 +253,9 @@ class SequencerServer:
                 if self._pending:
                     batch, self._pending = self._pending, []
                     self._integrate(batch)
-        except Exception:  # a bug: stop answering; the writers fall back to group append
+        except Exception as exc:  # a bug: stop answering; the writers fall back to group append
             _log.exception("the sequencer stopped")
+            self._failure = exc
         finally:
             self._stopped.set()
 
