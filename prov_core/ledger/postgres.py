@@ -74,7 +74,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from prov_core._pg_session import (
     apply_migrations,
@@ -103,6 +103,7 @@ __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "PostgresLedger",
+    "PreparedRequests",
     "mask_url",
 ]
 
@@ -183,6 +184,39 @@ def _connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
     if state is None:
         return isinstance(exc, psycopg.OperationalError)
     return state.startswith("08") or state in {"57P01", "57P02", "57P03"}
+
+
+def _encode_requests(
+    requests: Sequence[tuple[bytes, Sequence[bytes]]],
+) -> list[tuple[bytes, list[str], list[bytes]]]:
+    """_encode_requests checks requests and returns (id, leaves as SQL, leaf hashes) each."""
+    encoded = []
+    for rid, leaves in requests:
+        if len(rid) != 16:
+            raise InputError("a request id is 16 bytes")
+        batch = check_leaves(leaves)
+        # RFC 9162 section 2.1.1: a leaf hash is SHA-256(0x00 || leaf).
+        encoded.append(
+            (
+                rid,
+                [_hex(leaf) for leaf in batch],
+                [sha256(b"\x00" + leaf).digest() for leaf in batch],
+            )
+        )
+    if not encoded:
+        raise InputError("no requests to append")
+    return encoded
+
+
+class PreparedRequests(NamedTuple):
+    """PreparedRequests is a sequencer's write made ahead (PostgresLedger.prepare_requests)."""
+
+    requests: list[tuple[bytes, list[str], list[bytes]]]
+    sql: str
+    results: list[Appended | LedgerError]
+    first_id: bytes
+    tail: tuple[int, Frontier]
+    """tail is ``(size, frontier)`` of the head once the write commits."""
 
 
 class _Lost(Exception):
@@ -626,6 +660,17 @@ class PostgresLedger(BaseLedger):
             raise
         return Appended(first, size, note, len(leaf_sql))
 
+    def sibling(self) -> PostgresLedger:
+        """sibling opens another handle (connection) on the same log, with the same settings."""
+        return PostgresLedger(
+            self._dsn,
+            self.origin,
+            self.note_signer,
+            connect_timeout=self._connect_timeout,
+            lock_timeout=self._lock_timeout,
+            retries=self._retries,
+        )
+
     # -- the sequencer's write ----------------------------------------------------
 
     def append_requests(
@@ -644,30 +689,88 @@ class PostgresLedger(BaseLedger):
         is where it landed, or a LedgerError if it was withdrawn. Returns one
         result per request, in order.
 
-        The head this handle wrote last is kept: while nobody else appends,
-        the next call writes in one round trip, which fails (and is redone
-        the long way, reading the head and the stored ids first) if the head
-        moved or an id is already stored.
+        The head this handle wrote last is kept (:attr:`tail`): while nobody
+        else appends, the next call writes in one round trip
+        (:meth:`prepare_requests`, :meth:`write_prepared`), and the long way
+        (the head and the stored ids read first) when that fails.
+        """
+        tail = self.tail
+        if tail is not None:
+            return self.write_prepared(self.prepare_requests(requests, tail))[0]
+        return self._append_requests_locked(_encode_requests(requests))
+
+    @property
+    def tail(self) -> tuple[int, Frontier] | None:
+        """tail is ``(size, frontier)`` of the head append_requests wrote last, or None."""
+        return self._tail
+
+    def prepare_requests(
+        self, requests: Sequence[tuple[bytes, Sequence[bytes]]], tail: tuple[int, Frontier]
+    ) -> PreparedRequests:
+        """prepare_requests builds the one-round-trip write of ``requests`` on top of ``tail``.
+
+        ``tail`` is the head the write expects, ``(size, frontier)``; it need
+        not be committed yet (a sequencer prepares its next batch while the
+        previous one is being written). The write checks that the head is
+        exactly that (size and frontier) under the writers' lock and fails
+        otherwise. CPU only: nothing is sent.
+        """
+        encoded = _encode_requests(requests)
+        first, frontier = tail[0], tail[1].copy()
+        edge = _hex(b"".join(frontier.hashes()))
+        write, results, rid = self._requests_write(encoded, first, frontier, {})
+        return PreparedRequests(
+            encoded,
+            f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; {write}".replace(
+                "{check}", f" AND frontier = {edge}"
+            ),
+            results,
+            rid,
+            (frontier.size, frontier),
+        )
+
+    def write_prepared(
+        self, prepared: PreparedRequests
+    ) -> tuple[list[Appended | LedgerError], bool]:
+        """write_prepared sends a write made by :meth:`prepare_requests`.
+
+        Returns the results and whether the write went as prepared; if it
+        did not (the head was elsewhere, an id was already stored), the
+        requests are appended the long way and the results are theirs.
         """
         import psycopg
 
-        prepared = []
-        for rid, leaves in requests:
-            if len(rid) != 16:
-                raise InputError("a request id is 16 bytes")
-            batch = check_leaves(leaves)
-            prepared.append(
-                (rid, [_hex(leaf) for leaf in batch],
-                 [sha256(b"\x00" + leaf).digest() for leaf in batch])
-            )  # fmt: skip
         with self._lock:
             if self._reserved is not None:
                 raise LedgerError(f"ledger {self.url}: append_requests inside reserve()")
+            self._tail = None
+            try:
+                conn = self._connection()
+                results = self._send_requests_write(
+                    conn, prepared.sql, prepared.results, prepared.first_id
+                )
+            except (_Lost, psycopg.Error) as exc:
+                if isinstance(exc, psycopg.Error):
+                    self._release(conn)
+                return self._append_requests_locked(prepared.requests), False
+            self._tail = prepared.tail
+            return results, True
+
+    def _append_requests_locked(
+        self, encoded: list[tuple[bytes, list[str], list[bytes]]]
+    ) -> list[Appended | LedgerError]:
+        """_append_requests_locked appends the long way: lock, read the head and ids, write."""
+        import psycopg
+
+        with self._lock:
+            if self._reserved is not None:
+                raise LedgerError(f"ledger {self.url}: append_requests inside reserve()")
+            self._tail = None
             attempts, moves = self._retries, _MOVES
             while True:
                 conn = self._connection()
                 try:
-                    return self._append_requests_once(conn, prepared)
+                    return self._append_requests_once(conn, encoded)
                 except _Lost as lost:
                     if attempts <= 0:
                         raise LedgerError(
@@ -675,7 +778,7 @@ class PostgresLedger(BaseLedger):
                             f" which was rolled back (nothing was appended): {lost}"
                         ) from lost
                     attempts -= 1
-                except psycopg.Error as exc:  # the head moved, or an id was stored meanwhile
+                except psycopg.Error as exc:  # an id was stored meanwhile: look again
                     self._release(conn)
                     if moves <= 0:
                         raise LedgerError(
@@ -686,45 +789,60 @@ class PostgresLedger(BaseLedger):
     def _append_requests_once(
         self,
         conn: psycopg.Connection[Any],
-        prepared: list[tuple[bytes, list[str], list[bytes]]],
+        encoded: list[tuple[bytes, list[str], list[bytes]]],
     ) -> list[Appended | LedgerError]:
-        """_append_requests_once: one try of append_requests.
+        """_append_requests_once: one try of the long way.
 
         Raises _Lost if the connection died and the batch certainly did not
         commit, a psycopg error (a conflict: try again) if the write failed.
         """
         import psycopg
 
-        stored: dict[bytes, tuple[Any, ...]] = {}
-        tail, self._tail = self._tail, None
-        prefix = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; "
+        ids = ",".join(_hex(rid) for rid, _, _ in encoded)
         try:
-            if tail is None:  # the long way: read the head and the stored ids first
-                ids = ",".join(_hex(rid) for rid, _, _ in prepared)
-                found = _tuple_results(
-                    conn.execute(
-                        self._begin_sql
-                        + "; SELECT s.id, s.first_idx, s.size, e.note FROM ledger_submissions s"
-                        " LEFT JOIN ledger_entries e ON e.idx = s.size - 1"
-                        f" WHERE s.id = ANY(ARRAY[{ids}]::bytea[])"
-                    )
+            found = _tuple_results(
+                conn.execute(
+                    self._begin_sql
+                    + "; SELECT s.id, s.first_idx, s.size, e.note FROM ledger_submissions s"
+                    " LEFT JOIN ledger_entries e ON e.idx = s.size - 1"
+                    f" WHERE s.id = ANY(ARRAY[{ids}]::bytea[])"
                 )
-                first, frontier, _ = self._head_state(found[-2][0] if found[-2] else None)
-                stored = {bytes(row[0]): row[1:] for row in found[-1]}
-                prefix = ""
-            else:
-                first, frontier = tail[0], tail[1].copy()
+            )
         except psycopg.Error as exc:
-            lost = _connection_lost(conn, exc)
-            if lost:
+            if _connection_lost(conn, exc):
                 conn.close()
                 raise _Lost(self._scrub(exc)) from exc
             raise
+        first, frontier, _ = self._head_state(found[-2][0] if found[-2] else None)
+        stored = {bytes(row[0]): row[1:] for row in found[-1]}
+        write, results, rid = self._requests_write(encoded, first, frontier, stored)
+        if write:
+            results = self._send_requests_write(conn, write.replace("{check}", ""), results, rid)
+            self._tail = (frontier.size, frontier)
+        else:
+            self._release(conn)
+        return results
+
+    def _requests_write(
+        self,
+        encoded: list[tuple[bytes, list[str], list[bytes]]],
+        first: int,
+        frontier: Frontier,
+        stored: dict[bytes, tuple[Any, ...]],
+    ) -> tuple[str, list[Appended | LedgerError], bytes]:
+        """_requests_write extends ``frontier`` with the requests not in ``stored`` and signs.
+
+        Returns the write (the entries, the requests' ids and the head, moved
+        only from ``first``, plus ``{check}`` for a further condition, then
+        the COMMIT and the unlock; "" if nothing is to be written), each
+        request's result as it will be once the write commits, and the id of
+        the first request written.
+        """
         results: list[Appended | LedgerError] = []
         leaf_sql: list[str] = []
         leaf_hashes: list[bytes] = []
         subs: list[tuple[bytes, int]] = []
-        for rid, leaves, hashes in prepared:
+        for rid, leaves, hashes in encoded:
             if rid in stored:
                 at, size, note = stored[rid]
                 try:
@@ -737,34 +855,44 @@ class PostgresLedger(BaseLedger):
             leaf_sql += leaves
             leaf_hashes += hashes
         if not leaf_sql:
-            self._release(conn)
-            return results
+            return "", results, b""
         size, note, rows, edge = self._batch_rows(first, frontier, leaf_sql, leaf_hashes)
         write = (
-            prefix
-            + "WITH subs AS (INSERT INTO ledger_submissions (id, hashes, first_idx, size) VALUES "
+            "WITH subs AS (INSERT INTO ledger_submissions (id, hashes, first_idx, size) VALUES "
             + ",".join(f"({_hex(rid)},'',{at},{size})" for rid, at in subs)
             + f"), new AS (INSERT INTO ledger_entries (idx, hashes, note, leaf) VALUES {rows}),"
             f" head AS (UPDATE ledger_head SET size = {size}, frontier = {edge}"
-            f" WHERE id = 1 AND size = {first} RETURNING 1)"
-            " SELECT 1 / (SELECT count(*)::int FROM head)"  # fails unless the head was at first
+            f" WHERE id = 1 AND size = {first}{{check}} RETURNING 1)"
+            " SELECT 1 / (SELECT count(*)::int FROM head)"  # fails unless the head was as read
              + self._commit_sql
         )
+        done = [
+            Appended(r.first_index, size, note, r.count)
+            if isinstance(r, Appended) and not r.size
+            else r
+            for r in results
+        ]
+        return write, done, subs[0][0]
+
+    def _send_requests_write(
+        self,
+        conn: psycopg.Connection[Any],
+        write: str,
+        results: list[Appended | LedgerError],
+        first_id: bytes,
+    ) -> list[Appended | LedgerError]:
+        """_send_requests_write runs a requests write; _Lost if it certainly did not commit."""
+        import psycopg
+
         try:
             self._write_and_commit(conn, write)
         except psycopg.Error as exc:
             if not _connection_lost(conn, exc):
                 raise
             conn.close()
-            if not self._request_stored(subs[0][0], exc):
+            if not self._request_stored(first_id, exc):
                 raise _Lost(self._scrub(exc)) from exc
-        self._tail = (size, frontier)
-        return [
-            Appended(r.first_index, size, note, r.count)
-            if isinstance(r, Appended) and not r.size
-            else r
-            for r in results
-        ]
+        return results
 
     def _request_stored(self, rid: bytes, exc: BaseException) -> bool:
         """_request_stored tells whether a request id was stored (its batch committed).
