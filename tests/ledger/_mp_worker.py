@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -59,5 +60,46 @@ def crash_writer(kind: str, target: str, origin: str, seed: bytes, report: str) 
             i += 1
 
 
-if __name__ == "__main__":  # python -m tests.ledger._mp_worker KIND TARGET ORIGIN SEEDHEX REPORT
-    crash_writer(sys.argv[1], sys.argv[2], sys.argv[3], bytes.fromhex(sys.argv[4]), sys.argv[5])
+def append_many_sequenced(
+    target: str, origin: str, seed: bytes, sequencer: str, worker: int, count: int
+) -> tuple[list[tuple[int, int, bytes]], int]:
+    """append_many_sequenced appends ``count`` single entries through the sequencer.
+
+    Returns what each append returned, ``(index, size, checkpoint note)``, and
+    how many appends fell back to group append.
+    """
+    from prov_core.ledger.sequencer import SequencedLedger
+
+    signer = NoteSigner(origin, Ed25519PrivateKey.from_private_bytes(seed))
+    got = []
+    with SequencedLedger(target, origin, signer, sequencer=sequencer) as ledger:
+        for i in range(count):
+            done = ledger.append([b"worker %d entry %d" % (worker, i)])
+            assert list(done.indices) == [done.first_index]
+            got.append((done.first_index, done.size, done.checkpoint_note))
+        return got, ledger.fallbacks
+
+
+def serve(target: str, origin: str, seed: bytes, port: int) -> None:
+    """serve runs a sequencer of the PostgreSQL ledger ``target`` on 127.0.0.1 until SIGTERM.
+
+    It prints ``listening PORT`` once it accepts connections and, when stopped,
+    ``appended N batches M``.
+    """
+    from prov_core.ledger.postgres import PostgresLedger
+    from prov_core.ledger.sequencer import SequencerServer
+
+    signer = NoteSigner(origin, Ed25519PrivateKey.from_private_bytes(seed))
+    server = SequencerServer(PostgresLedger(target, origin, signer), "127.0.0.1", port)
+    signal.signal(signal.SIGTERM, lambda *_: server.close())
+    print(f"listening {server.address[1]}", flush=True)
+    server.serve_forever()
+    server.close()
+    print(f"appended {server.appended} batches {server.batches}", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":  # python -m tests.ledger._mp_worker serve URL ORIGIN SEEDHEX PORT
+        serve(sys.argv[2], sys.argv[3], bytes.fromhex(sys.argv[4]), int(sys.argv[5]))
+    else:  # python -m tests.ledger._mp_worker KIND TARGET ORIGIN SEEDHEX REPORT
+        crash_writer(sys.argv[1], sys.argv[2], sys.argv[3], bytes.fromhex(sys.argv[4]), sys.argv[5])
