@@ -1,7 +1,7 @@
 """Concurrent writer processes: signed appends per second on PostgreSQL and SQLite.
 
     python benchmarks/ledger.py --concurrent [--rounds 3] [--seconds 3] [--writers 1 4 8]
-        [--designs pg-group pg-lock pg-lock-noflush sqlite]
+        [--designs pg-group pg-seq pg-lock pg-lock-noflush pg-insert sqlite]
         [--server postgresql://postgres@127.0.0.1:5432]
 
 Each writer is a process of its own with its own connection, recording steps
@@ -18,6 +18,13 @@ Designs (``docs/scaling.md`` explains them):
                         commits its entry as a pending submission; whoever
                         takes the head lock integrates every pending one under
                         one checkpoint, flushed before the lock is released;
+  * ``pg-seq``          the shipped sequencer (prov_core.ledger.sequencer): one
+                        process of its own, started on the run's database before
+                        the clock and signing with the home's key, takes every
+                        writer's append over TCP and integrates whatever has
+                        arrived as one batch under one checkpoint, flushed
+                        before it answers; the writers are SequencedLedgers.
+                        The run fails if any writer fell back to group append;
   * ``pg-lock``         the previous design, made durable: each append takes
                         the writers' lock and the head row, writes its entry
                         and checkpoint, and flushes the WAL before releasing
@@ -42,15 +49,20 @@ each round runs every (writers, design) pair once, in an order that rotates
 from round to round, and the table shows each pair's median over the rounds
 (and its range). The load average is printed before every round. A second
 table gives the CPU time per recorded step, the writer processes' plus (on
-a local server whose /proc is readable) their PostgreSQL backends': it moves
-less with the load than the rate does, and says what a quiet machine could
-reach (2 CPUs / CPU time per step). The last line checks the target: >= 2,000
-signed appends/s with 8 writers on PostgreSQL (``pg-group``).
+a local server whose /proc is readable) their PostgreSQL backends' (for
+``pg-seq`` also the sequencer process's, all its threads, and its backend's,
+over the writers' window): it moves less with the load than the rate does,
+and says what a quiet machine could reach (2 CPUs / CPU time per step). A
+third gives the entries per checkpoint (for ``pg-seq`` the entries per
+sequencer batch: one checkpoint each). The last lines check the target:
+>= 2,000 signed appends/s with 8 writers on PostgreSQL (``pg-group`` and
+``pg-seq``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -67,9 +79,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prov_core.home import Home, init_home, open_home
 from prov_core.ledger.base import Appended
 from prov_core.ledger.postgres import PostgresLedger
+from prov_core.ledger.sequencer import SequencedLedger, SequencerServer
 from prov_core.step import Artifact, Recorder, record_step
 
-DESIGNS = ("pg-group", "pg-lock", "pg-lock-noflush", "pg-insert", "sqlite")
+DESIGNS = ("pg-group", "pg-seq", "pg-lock", "pg-lock-noflush", "pg-insert", "sqlite")
 TARGET = 2_000  # signed appends/s with 8 writers on PostgreSQL
 
 
@@ -131,24 +144,79 @@ class PlainInsert:
         self.close()
 
 
-def open_ledger(design: str, home: Home, url: str) -> Any:
-    """The ledger of ``design`` on ``home``'s key: its SQLite file or the database ``url``."""
+def open_ledger(design: str, home: Home, url: str, sequencer: str = "") -> Any:
+    """The ledger of ``design`` on ``home``'s key: its SQLite file or the database ``url``.
+
+    ``pg-seq`` appends through the sequencer at ``sequencer`` (``host:port``);
+    without one it is the PostgresLedger that reads (and created) the same log.
+    """
     if design == "sqlite":
         return home.open_ledger()
     if design == "pg-insert":
         return PlainInsert(url)
+    if design == "pg-seq" and sequencer:
+        return SequencedLedger(url, home.origin, home.note_signer(), sequencer=sequencer)
     cls = {"pg-group": PostgresLedger, "pg-lock": LockPerAppend}.get(design, LockPerAppendNoFlush)
     return cls(url, home.origin, home.note_signer())
 
 
+def _schedstat(path: str) -> float | None:
+    """The CPU seconds a /proc schedstat file counts (None if it cannot be read)."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _backend_cpu(ledger: Any) -> float | None:
     """CPU seconds used so far by the PostgreSQL backend serving ``ledger`` (local server only)."""
-    conn = getattr(ledger, "_conn", None)
     try:
-        with open(f"/proc/{conn.info.backend_pid}/schedstat") as f:  # type: ignore[union-attr]
-            return int(f.read().split()[0]) / 1e9
-    except (AttributeError, OSError, ValueError):
+        pid = ledger._conn.info.backend_pid
+    except AttributeError:
         return None
+    return _schedstat(f"/proc/{pid}/schedstat")
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by every thread of process ``pid``.
+
+    /proc/<pid>/schedstat counts its main thread only, and the sequencer
+    serves in a thread of its own: this sums /proc/<pid>/task/*/schedstat.
+    """
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    used = [_schedstat(f"/proc/{pid}/task/{tid}/schedstat") for tid in tids]
+    return sum(u for u in used if u is not None)
+
+
+def sequencer(home_path: str, url: str, conn: Any) -> None:
+    """The sequencer process of a pg-seq run: serves on ``url`` until told to stop.
+
+    Sends ``(host, port, backend pid)`` through the pipe ``conn`` once it
+    listens (or an error message), waits for a word on it, stops, and sends
+    ``(batches, requests appended, backend pid)`` back.
+    """
+    try:
+        home = open_home(Path(home_path))
+        server = SequencerServer(
+            PostgresLedger(url, home.origin, home.note_signer()), port=0
+        ).start()
+    except Exception as exc:
+        conn.send(f"the sequencer did not start: {exc!r}")
+        raise
+    host, port = server.address
+    backend = server.ledger._conn.info.backend_pid  # type: ignore[union-attr]
+    conn.send((host, port, backend))
+    with contextlib.suppress(EOFError):  # the parent is gone: stop all the same
+        conn.recv()
+    batches, appended = server.batches, server.appended
+    conn_now = server.ledger._conn
+    backend_now = conn_now.info.backend_pid if conn_now is not None else None
+    server.close()
+    conn.send((batches, appended, backend_now))
 
 
 def _step(recorder: Recorder, worker: int, n: int) -> Any:
@@ -190,27 +258,35 @@ def writer(
     start: Any,
     presigned: int = 0,
     batch: int = 1,
-) -> tuple[int, float, float | None]:
+    sequencer: str = "",
+) -> tuple[int, float, float | None, int]:
     """One writer process: records steps until ``seconds`` have passed.
 
     With ``presigned`` (a count), the writer signs that many step envelopes
     before the clock starts and then only appends them, one per append: the
     ledger's own rate, without the statement building and Ed25519 signing
     that a pipeline's workers (on their own machines) do before appending;
-    ``batch`` appends that many presigned envelopes per call. Returns how many, the CPU seconds this process used meanwhile and those
-    its PostgreSQL backend used (None for SQLite, or a server elsewhere).
+    ``batch`` appends that many presigned envelopes per call. ``sequencer``
+    is the pg-seq sequencer's ``host:port``. Returns how many, the CPU
+    seconds this process used meanwhile, those its PostgreSQL backend used
+    (None for SQLite, or a server elsewhere) and how many appends fell back
+    to group append (pg-seq's SequencedLedger; 0 for the others).
     """
     home = open_home(Path(home_path))
     leaves = presign(home, worker, presigned) if presigned else []
-    with Recorder(open_ledger(design, home, url), home.signer, origin=home.origin) as recorder:
+    ledger = open_ledger(design, home, url, sequencer)
+    with Recorder(ledger, home.signer, origin=home.origin) as recorder:
         start.wait()
         cpu, server = time.process_time(), _backend_cpu(recorder.ledger)
         deadline = time.perf_counter() + seconds
         n = 0
         while time.perf_counter() < deadline:
             if presigned:
-                if n + batch > len(leaves):
-                    raise SystemExit(f"writer {worker} used all {n} presigned envelopes: raise it")
+                if n + batch > len(leaves):  # not SystemExit: it would end the pool's worker
+                    # and leave its result (and this run) waiting forever
+                    raise RuntimeError(
+                        f"writer {worker} used all {n} presigned envelopes: raise it"
+                    )
                 recorder.ledger.append(leaves[n : n + batch])
                 n += batch
             else:
@@ -218,7 +294,8 @@ def writer(
                 n += 1
         cpu = time.process_time() - cpu
         after = _backend_cpu(recorder.ledger)
-    return n, cpu, None if server is None or after is None else after - server
+        fallbacks = getattr(recorder.ledger, "fallbacks", 0)
+    return n, cpu, None if server is None or after is None else after - server, fallbacks
 
 
 class Run(NamedTuple):
@@ -227,6 +304,74 @@ class Run(NamedTuple):
     rate: float  # steps recorded per second, all writers together
     batch: float  # entries per checkpoint
     cpu_ms: float  # CPU ms per step: the writer processes plus their PostgreSQL backends
+    # (and pg-seq's sequencer process and its backend)
+
+
+class SequencerProcess:
+    """pg-seq's sequencer in a process of its own (spawn context), listening once built.
+
+    :meth:`cpu` reads from /proc the CPU seconds used so far by the process
+    (all its threads) and by its PostgreSQL backend; :meth:`stop` stops it
+    and keeps its ``batches`` and ``appended`` (requests) counts.
+    """
+
+    def __init__(self, ctx: Any, home_path: Path, url: str) -> None:
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=sequencer, args=(str(home_path), url, child), name="pg-seq sequencer"
+        )
+        self.process.start()
+        child.close()
+        try:
+            got = self._recv(60, "start")
+            if isinstance(got, str):
+                raise SystemExit(f"pg-seq: {got}")
+        except BaseException:
+            self.close()
+            raise
+        host, port, self.backend = got
+        self.address = f"{host}:{port}"
+        self.batches = self.appended = 0
+
+    def _recv(self, timeout: float, doing: str) -> Any:
+        try:
+            if self._conn.poll(timeout):
+                return self._conn.recv()
+        except (EOFError, OSError):
+            raise SystemExit(
+                f"pg-seq: the sequencer process died (exit code {self.process.exitcode})"
+                f" before it could {doing}"
+            ) from None
+        raise SystemExit(f"pg-seq: the sequencer did not {doing} within {timeout:g} s")
+
+    def cpu(self) -> tuple[float | None, float | None]:
+        """CPU seconds used so far by the sequencer process and by its PostgreSQL backend."""
+        return _process_cpu(self.process.pid), _schedstat(f"/proc/{self.backend}/schedstat")
+
+    def cpu_since(self, before: tuple[float | None, float | None]) -> float:
+        """CPU seconds the sequencer and its backend used since ``before`` (:meth:`cpu`)."""
+        after = self.cpu()
+        return sum(
+            b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None
+        )
+
+    def stop(self) -> None:
+        """stop stops the sequencer (after the batch it is writing) and waits for its process."""
+        self._conn.send("stop")
+        self.batches, self.appended, backend = self._recv(90, "stop")
+        self.process.join(30)
+        if backend != self.backend:
+            raise SystemExit(
+                f"pg-seq: the sequencer reconnected to PostgreSQL during the run (backend"
+                f" {self.backend}, then {backend}): its backend's CPU is not all counted"
+            )
+
+    def close(self) -> None:
+        """close ends the process if it is still there (a run that failed) and the pipe."""
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(30)
+        self._conn.close()
 
 
 def run(
@@ -238,29 +383,65 @@ def run(
     presigned: int = 0,
     batch: int = 1,
 ) -> Run:
-    """Records steps with ``writers`` processes of ``design`` on an empty log."""
+    """Records steps with ``writers`` processes of ``design`` on an empty log.
+
+    For pg-seq, the sequencer starts before the writers and stops after them;
+    the run fails if any writer appended without it.
+    """
+    if design == "pg-seq" and batch > SequencedLedger.group_limit:
+        raise SystemExit(
+            f"pg-seq: appends of more than {SequencedLedger.group_limit} entries do not go"
+            f" through the sequencer: --batch {batch} would not measure it"
+        )
     home = open_home(home_path)
-    open_ledger(design, home, url).close()  # create the schema before the clock starts
+    reader = "pg-group" if design == "pg-seq" else design  # pg-seq's log is a PostgresLedger's
+    open_ledger(reader, home, url).close()  # create the schema before the clock starts
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        start = manager.Barrier(writers + 1)
-        with ctx.Pool(writers) as pool:
-            jobs = [
-                pool.apply_async(
-                    writer, (design, str(home_path), url, w, seconds, start, presigned, batch)
-                )
-                for w in range(writers)
-            ]
-            start.wait()
-            t0 = time.perf_counter()
-            results = [j.get() for j in jobs]
-            elapsed = time.perf_counter() - t0
-    total = sum(n for n, _, _ in results)
-    cpu = sum(c + (s or 0.0) for _, c, s in results)
-    with open_ledger(design, home, url) as ledger:
+    seq = SequencerProcess(ctx, home_path, url) if design == "pg-seq" else None
+    seq_cpu = 0.0
+    try:
+        address = seq.address if seq is not None else ""
+        with ctx.Manager() as manager:
+            start = manager.Barrier(writers + 1)
+            with ctx.Pool(writers) as pool:
+                jobs = [
+                    pool.apply_async(
+                        writer,
+                        (design, str(home_path), url, w, seconds, start, presigned, batch, address),
+                    )
+                    for w in range(writers)
+                ]
+                # The sequencer idles until the writers start: read its CPU before they can.
+                seq_before = seq.cpu() if seq is not None else (None, None)
+                start.wait()
+                t0 = time.perf_counter()
+                results = [j.get() for j in jobs]
+                elapsed = time.perf_counter() - t0
+                if seq is not None:  # every writer is done: so is the sequencer's work
+                    seq_cpu = seq.cpu_since(seq_before)
+        if seq is not None:
+            seq.stop()
+    finally:
+        if seq is not None:
+            seq.close()
+    total = sum(n for n, _, _, _ in results)
+    cpu = sum(c + (s or 0.0) for _, c, s, _ in results) + seq_cpu
+    fallbacks = sum(f for _, _, _, f in results)
+    if fallbacks:
+        raise SystemExit(
+            f"{design}: {fallbacks} append(s) fell back to group append instead of the"
+            " sequencer (the writers' warnings say why): the figure would not be the sequencer's"
+        )
+    with open_ledger(reader, home, url) as ledger:
         if ledger.size() != total:
             raise SystemExit(f"{design}: the log holds {ledger.size()} entries, not {total}")
         checkpoints = sum(1 for _ in ledger.checkpoints())
+    if seq is not None and (seq.appended * batch != total or seq.batches != checkpoints):
+        raise SystemExit(
+            f"{design}: the sequencer appended {seq.appended} requests of {batch} in"
+            f" {seq.batches} batches, but the log holds {total} entries under"
+            f" {checkpoints} checkpoints"
+        )
     return Run(total / elapsed, total / max(checkpoints, 1), cpu / max(total, 1) * 1e3)
 
 
@@ -349,14 +530,16 @@ def main(argv: list[str] | None = None) -> None:
         f"# {platform.python_implementation()} {platform.python_version()},"
         f" {os.cpu_count()} CPUs, {args.rounds} rounds of {args.seconds:g} s per run;"
         f" {what} by all writers together\n"
-        "# pg-group: the shipped PostgreSQL ledger (group append); pg-lock: the previous"
-        " design, durable;\n# pg-lock-noflush: the previous design as it shipped (acknowledged"
-        " before the flush);\n# pg-insert: the peer, a plain synchronous INSERT per entry;"
+        "# pg-group: the shipped PostgreSQL ledger (group append); pg-seq: the same log written"
+        " by the shipped sequencer;\n# pg-lock: the previous design, durable; pg-lock-noflush:"
+        " the previous design as it shipped (acknowledged\n# before the flush);"
+        " pg-insert: the peer, a plain synchronous INSERT per entry;"
         " sqlite: the embedded ledger (--help)"
     )
     pairs = [(n, d) for n in args.writers for d in args.designs]
     rates: dict[tuple[int, str], list[float]] = {p: [] for p in pairs}
     cpus: dict[tuple[int, str], list[float]] = {p: [] for p in pairs}
+    batches: dict[tuple[int, str], list[float]] = {p: [] for p in pairs}
     loads = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -371,8 +554,10 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     rates[n, design].append(got.rate)
                     cpus[n, design].append(got.cpu_ms)
+                    batches[n, design].append(got.batch)
+                    per = "sequencer batch" if design == "pg-seq" else "checkpoint"
                     print(f"#   {n} writer(s) {design:>16}: {got.rate:8,.0f} /s"
-                          f"  {got.batch:5.1f} entries per checkpoint"
+                          f"  {got.batch:5.1f} entries per {per:<15}"
                           f"  {got.cpu_ms:5.2f} CPU ms per step", flush=True)  # fmt: skip
     loads.append(os.getloadavg()[0])
     print(f"\nmedian (min-max) over {args.rounds} rounds, load average {min(loads):.1f}-"
@@ -381,28 +566,44 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.writers:
         cells = []
         for d in args.designs:
-            got = rates[n, d]
-            cells.append(f"{statistics.median(got):,.0f} ({min(got):,.0f}-{max(got):,.0f})")
+            seen = rates[n, d]
+            cells.append(f"{statistics.median(seen):,.0f} ({min(seen):,.0f}-{max(seen):,.0f})")
         print(f"{n:>7} " + " ".join(f"{c:>22}" for c in cells))
-    print("\nCPU ms per step (median; the writer processes plus their PostgreSQL backends):")
+    print(
+        "\nCPU ms per step (median; the writer processes plus their PostgreSQL backends;"
+        " pg-seq also the sequencer process and its backend):"
+    )
     print(f"{'writers':>7} " + " ".join(f"{d:>22}" for d in args.designs))
     for n in args.writers:
         print(
             f"{n:>7} " + " ".join(f"{statistics.median(cpus[n, d]):>22.2f}" for d in args.designs)
         )
-    if {"pg-group", "pg-insert"} <= set(args.designs):
-        print("\nratio pg-group / pg-insert (the shipped ledger against the plain-insert peer):")
+    print("\nentries per checkpoint (median; pg-seq: per sequencer batch, one checkpoint each):")
+    print(f"{'writers':>7} " + " ".join(f"{d:>22}" for d in args.designs))
+    for n in args.writers:
+        cells = [
+            "-" if d == "pg-insert" else f"{statistics.median(batches[n, d]):.1f}"  # no checkpoints
+            for d in args.designs
+        ]
+        print(f"{n:>7} " + " ".join(f"{c:>22}" for c in cells))
+    shipped = [d for d in ("pg-group", "pg-seq") if d in args.designs]
+    if shipped and "pg-insert" in args.designs:
+        print(
+            "\nratio to pg-insert, the plain-insert peer (pg-group: the shipped ledger;"
+            " pg-seq: the same through the sequencer):"
+        )
+        print(f"{'writers':>7} " + " ".join(f"{d + ' / pg-insert':>22}" for d in shipped))
         for n in args.writers:
-            ratio = statistics.median(rates[n, "pg-group"]) / statistics.median(
-                rates[n, "pg-insert"]
-            )
-            print(f"{n:>7} {ratio:22.2f}")
-    if 8 in args.writers and "pg-group" in args.designs:
-        got = statistics.median(rates[8, "pg-group"])
-        verdict = "met" if got >= TARGET else "NOT met"
+            peer = statistics.median(rates[n, "pg-insert"])
+            ratios = [statistics.median(rates[n, d]) / peer for d in shipped]
+            print(f"{n:>7} " + " ".join(f"{r:22.2f}" for r in ratios))
+    if 8 in args.writers:
         how = "presigned envelopes appended" if args.presigned else "steps recorded and signed"
-        print(f"target >= {TARGET:,} signed appends/s with 8 writers on PostgreSQL:"
-              f" {got:,.0f}/s ({how}), {verdict}")  # fmt: skip
+        for d in shipped:
+            rate = statistics.median(rates[8, d])
+            verdict = "met" if rate >= TARGET else "NOT met"
+            print(f"target >= {TARGET:,} signed appends/s with 8 writers on PostgreSQL ({d}):"
+                  f" {rate:,.0f}/s ({how}), {verdict}")  # fmt: skip
 
 
 if __name__ == "__main__":
