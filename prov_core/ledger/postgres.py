@@ -813,9 +813,13 @@ class PostgresLedger(BaseLedger):
                 conn.close()
                 raise _Lost(self._scrub(exc)) from exc
             raise
-        first, frontier, _ = self._head_state(found[-2][0] if found[-2] else None)
-        stored = {bytes(row[0]): row[1:] for row in found[-1]}
-        write, results, rid = self._requests_write(encoded, first, frontier, stored)
+        try:  # the writers' lock and the head row are held from here on
+            first, frontier, _ = self._head_state(found[-2][0] if found[-2] else None)
+            stored = {bytes(row[0]): row[1:] for row in found[-1]}
+            write, results, rid = self._requests_write(encoded, first, frontier, stored)
+        except BaseException:  # e.g. the checkpoint signer failed: let go of them
+            self._release(conn)
+            raise
         if write:
             results = self._send_requests_write(conn, write.replace("{check}", ""), results, rid)
             self._tail = (frontier.size, frontier)
@@ -842,7 +846,12 @@ class PostgresLedger(BaseLedger):
         leaf_sql: list[str] = []
         leaf_hashes: list[bytes] = []
         subs: list[tuple[bytes, int]] = []
+        seen: set[bytes] = set()
         for rid, leaves, hashes in encoded:
+            if rid in seen:  # only a confused or hostile writer sends one id twice
+                results.append(LedgerError(f"ledger {self.url}: request id sent twice at once"))
+                continue
+            seen.add(rid)
             if rid in stored:
                 at, size, note = stored[rid]
                 try:

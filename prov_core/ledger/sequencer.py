@@ -73,13 +73,18 @@ _ID = 16
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """parse_address splits ``host:port`` (``[v6]:port``; the port defaults to 7465)."""
-    host, sep, port = address.strip().rpartition(":")
+    """parse_address splits ``host:port`` or ``[v6 address]:port`` (the port defaults to 7465).
+
+    Port 0 is "any free port" (for ``provgate log serve``).
+    """
+    text = address.strip()
+    host, sep, port = text.rpartition(":")
     if not sep or "]" in port:
-        host, port = address.strip(), str(DEFAULT_PORT)
-    host = host.removeprefix("[").removesuffix("]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"a sequencer address is host:port, not {address!r}")
+        host, port = text, str(DEFAULT_PORT)
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if not host or (":" in host and not bracketed) or not port.isdigit() or int(port) > 65535:
+        raise InputError(f"a sequencer address is host:port or [v6 address]:port, not {address!r}")
     return host, int(port)
 
 
@@ -308,6 +313,11 @@ class SequencerServer:
         except Exception as exc:  # a bug: stop answering; the writers fall back to group append
             _log.exception("the sequencer stopped")
             self._failure = exc
+            # Hang up on everyone, so that writers settle now instead of timing out.
+            for key in list(self._selector.get_map().values()):
+                if isinstance(key.data, _Client):
+                    key.data.close()
+            self._listener.close()
             self._stopped.set()
 
     # -- network ---------------------------------------------------------------
@@ -343,11 +353,15 @@ class SequencerServer:
             del buf[: 4 + size]
             try:
                 rid, leaves = _decode_request(body)
-                check_leaves(leaves)
-            except (ValueError, struct.error, InputError) as exc:
+            except (ValueError, struct.error) as exc:
                 client.answer(InputError(f"malformed request: {exc}"))
                 self._drop(client)
                 return
+            try:
+                check_leaves(leaves)
+            except InputError as exc:  # well framed: refuse this one, keep the connection
+                client.answer(exc)
+                continue
             self._pending.append((client, rid, leaves))
 
     def _drop(self, client: _Client) -> None:
@@ -422,13 +436,11 @@ class SequencerServer:
                 _log.exception("the sequencer could not append a batch")
                 results = [LedgerError(f"the sequencer could not append: {exc}")] * len(batch)
                 as_prepared = False
-            appended = 0
-            for (client, _, _), result in zip(batch, results, strict=True):
-                appended += isinstance(result, Appended)
-                client.answer(result)
-            with self._count_lock:
+            with self._count_lock:  # counted before anyone hears of it
                 self.batches += 1
-                self.appended += appended
+                self.appended += sum(isinstance(result, Appended) for result in results)
+            for (client, _, _), result in zip(batch, results, strict=True):
+                client.answer(result)
             self._done.put((slot, as_prepared or prepared is None, slot.ledger.tail))
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
@@ -475,6 +487,8 @@ class SequencedLedger(PostgresLedger):
     def append(self, leaves: Sequence[bytes]) -> Appended:
         batch = check_leaves(leaves)
         with self._lock:
+            if self._closed:
+                raise LedgerError(f"ledger {self.url} is closed")
             if self._reserved is not None or len(batch) > self.group_limit:
                 return super().append(batch)
             if time.monotonic() < self._retry_at:  # it was unreachable a moment ago

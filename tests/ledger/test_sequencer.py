@@ -51,24 +51,6 @@ REPO = Path(__file__).resolve().parents[2]
 _U32 = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # the module docstring's limit on one request
 
-# The bugs the xfail tests below document (see each test's docstring).
-CLOSED_BUG = (
-    "SequencedLedger.append does not check that the ledger is closed: after close() it"
-    " connects to the sequencer again and the entry is appended"
-)
-LOCK_BUG = (
-    "PostgresLedger.append_requests leaves its transaction open and the writers' lock held"
-    " when the checkpoint signer fails after it read the head (the first batch of a"
-    " sequencer, or the one after a conflict): every writer's fallback then waits for the"
-    " lock until lock_timeout and fails"
-)
-BATCH_BUG = (
-    "one bad request fails every request of the sequencer's batch: SequencerServer._integrate"
-    " answers them all with the error append_requests raised (two requests with one id,"
-    " or a leaf over MAX_LEAF_BYTES), so well-formed requests of other writers get E"
-)
-PARSE_BUG = "parse_address('::1') returns (':', 1) instead of refusing a bare IPv6 address"
-
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -239,9 +221,8 @@ class TestSequencedLedger(LedgerContract):
             assert count_submissions(postgres_url, "first_idx IS NULL") == 0
             assert audit_log(ledger, [verifier]).ok
 
-    @pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=CLOSED_BUG)
     def test_closed(self, ledger_factory: LedgerFactory) -> None:
-        """BUG: an append on a closed SequencedLedger is sent to the sequencer and stored."""
+        """An append on a closed SequencedLedger is refused, not sent to the sequencer."""
         ledger = ledger_factory()
         ledger.close()
         try:
@@ -747,11 +728,11 @@ def test_a_writer_that_hangs_up_mid_request_appends_nothing(
         assert [d for _, d in ledger.entries()] == [b"kept"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BATCH_BUG)
 def test_a_bad_request_fails_only_itself(server: SequencerServer) -> None:
-    """BUG: a well-formed request batched with a bad one (here: an id sent twice) gets E.
+    """A well-formed request batched with a bad one (here: an id sent twice) is appended.
 
-    The three requests arrive in one read, so the sequencer integrates them as one batch.
+    The three requests arrive in one read, so the sequencer integrates them as one batch;
+    only the id's second copy gets E.
     """
     twin = os.urandom(16)
     with Raw(server.address) as raw:
@@ -841,12 +822,11 @@ def test_an_unreachable_sequencer_is_bypassed_then_retried(
 # -- the sequencer's signer ------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=LedgerError, reason=LOCK_BUG)
 def test_a_failing_sequencer_signer_does_not_hold_the_writers_lock(
     postgres_url: str, signer: NoteSigner, verifier: NoteVerifier
 ) -> None:
-    """BUG: the sequencer's first batch fails to sign; the writer's fallback then waits for
-    the writers' lock, which the sequencer's session still holds, and fails."""
+    """The sequencer's first batch fails to sign after it read the head: it lets go of the
+    writers' lock, so the writer's fallback appends instead of waiting for it."""
     theirs = FailingSigner(signer.name, signer._key)
     sequencer = PostgresLedger(postgres_url, ORIGIN, theirs)
     with (
@@ -884,7 +864,10 @@ def test_parse_address_refuses(text: str) -> None:
         parse_address(text)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=PARSE_BUG)
 def test_parse_address_refuses_a_bare_ipv6_address() -> None:
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"\[v6 address\]:port"):
         parse_address("::1")
+
+
+def test_port_zero_is_any_free_port() -> None:
+    assert parse_address("127.0.0.1:0") == ("127.0.0.1", 0)
