@@ -74,7 +74,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prov_core._pg_session import (
     apply_migrations,
@@ -103,7 +103,6 @@ __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "PostgresLedger",
-    "PreparedRequests",
     "mask_url",
 ]
 
@@ -206,17 +205,6 @@ def _encode_requests(
     if not encoded:
         raise InputError("no requests to append")
     return encoded
-
-
-class PreparedRequests(NamedTuple):
-    """PreparedRequests is a sequencer's write made ahead (PostgresLedger.prepare_requests)."""
-
-    requests: list[tuple[bytes, list[str], list[bytes]]]
-    sql: str
-    results: list[Appended | LedgerError]
-    first_id: bytes
-    tail: tuple[int, Frontier]
-    """tail is ``(size, frontier)`` of the head once the write commits."""
 
 
 class _Lost(Exception):
@@ -660,17 +648,6 @@ class PostgresLedger(BaseLedger):
             raise
         return Appended(first, size, note, len(leaf_sql))
 
-    def sibling(self) -> PostgresLedger:
-        """sibling opens another handle (connection) on the same log, with the same settings."""
-        return PostgresLedger(
-            self._dsn,
-            self.origin,
-            self.note_signer,
-            connect_timeout=self._connect_timeout,
-            lock_timeout=self._lock_timeout,
-            retries=self._retries,
-        )
-
     # -- the sequencer's write ----------------------------------------------------
 
     def append_requests(
@@ -689,72 +666,37 @@ class PostgresLedger(BaseLedger):
         is where it landed, or a LedgerError if it was withdrawn. Returns one
         result per request, in order.
 
-        The head this handle wrote last is kept (:attr:`tail`): while nobody
-        else appends, the next call writes in one round trip
-        (:meth:`prepare_requests`, :meth:`write_prepared`), and the long way
-        (the head and the stored ids read first) when that fails.
-        """
-        tail = self.tail
-        if tail is not None:
-            return self.write_prepared(self.prepare_requests(requests, tail))[0]
-        return self._append_requests_locked(_encode_requests(requests))
-
-    @property
-    def tail(self) -> tuple[int, Frontier] | None:
-        """tail is ``(size, frontier)`` of the head append_requests wrote last, or None."""
-        return self._tail
-
-    def prepare_requests(
-        self, requests: Sequence[tuple[bytes, Sequence[bytes]]], tail: tuple[int, Frontier]
-    ) -> PreparedRequests:
-        """prepare_requests builds the one-round-trip write of ``requests`` on top of ``tail``.
-
-        ``tail`` is the head the write expects, ``(size, frontier)``; it need
-        not be committed yet (a sequencer prepares its next batch while the
-        previous one is being written). The write checks that the head is
-        exactly that (size and frontier) under the writers' lock and fails
-        otherwise. CPU only: nothing is sent.
-        """
-        encoded = _encode_requests(requests)
-        first, frontier = tail[0], tail[1].copy()
-        edge = _hex(b"".join(frontier.hashes()))
-        write, results, rid = self._requests_write(encoded, first, frontier, {})
-        return PreparedRequests(
-            encoded,
-            f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; {write}".replace(
-                "{check}", f" AND frontier = {edge}"
-            ),
-            results,
-            rid,
-            (frontier.size, frontier),
-        )
-
-    def write_prepared(
-        self, prepared: PreparedRequests
-    ) -> tuple[list[Appended | LedgerError], bool]:
-        """write_prepared sends a write made by :meth:`prepare_requests`.
-
-        Returns the results and whether the write went as prepared; if it
-        did not (the head was elsewhere, an id was already stored), the
-        requests are appended the long way and the results are theirs.
+        The head this handle wrote last is kept: while nobody else appends,
+        the next call writes in one round trip, whose head update matches
+        only if the head's size and frontier are still those; when it does
+        not, the batch is written the long way (the head and the stored ids
+        read first).
         """
         import psycopg
 
+        encoded = _encode_requests(requests)
         with self._lock:
             if self._reserved is not None:
                 raise LedgerError(f"ledger {self.url}: append_requests inside reserve()")
-            self._tail = None
-            try:
+            tail, self._tail = self._tail, None
+            if tail is not None:  # one round trip, checking the head is still that one
+                first, frontier = tail[0], tail[1].copy()
+                check = f" AND frontier = {_hex(b''.join(frontier.hashes()))}"
+                write, results, rid = self._requests_write(encoded, first, frontier, {})
+                lock = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; "
                 conn = self._connection()
-                results = self._send_requests_write(
-                    conn, prepared.sql, prepared.results, prepared.first_id
-                )
-            except (_Lost, psycopg.Error) as exc:
-                if isinstance(exc, psycopg.Error):
+                try:
+                    results = self._send_requests_write(
+                        conn, lock + write.replace("{check}", check), results, rid
+                    )
+                except psycopg.Error:  # the head moved, or an id is stored: the long way
                     self._release(conn)
-                return self._append_requests_locked(prepared.requests), False
-            self._tail = prepared.tail
-            return results, True
+                except _Lost:  # certainly not committed: the long way
+                    pass
+                else:
+                    self._tail = (frontier.size, frontier)
+                    return results
+            return self._append_requests_locked(encoded)
 
     def _append_requests_locked(
         self, encoded: list[tuple[bytes, list[str], list[bytes]]]

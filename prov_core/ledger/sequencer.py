@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import selectors
 import socket
 import struct
@@ -58,7 +57,7 @@ from typing import Any
 from prov_core.errors import InputError, LedgerError
 from prov_core.ledger.base import MAX_BATCH, Appended, check_leaves
 from prov_core.ledger.checkpoint import CheckpointSigner
-from prov_core.ledger.postgres import PostgresLedger, PreparedRequests
+from prov_core.ledger.postgres import PostgresLedger
 
 __all__ = ["DEFAULT_PORT", "SequencedLedger", "SequencerServer", "parse_address"]
 
@@ -156,18 +155,7 @@ class _Client:
             self.sock.close()
 
 
-class _Slot:
-    """_Slot is one of the sequencer's connections: a thread writing one batch at a time."""
-
-    def __init__(self, ledger: PostgresLedger) -> None:
-        self.ledger = ledger
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.busy = False
-        self.thread: threading.Thread | None = None
-
-
 _Request = tuple[_Client, bytes, list[bytes]]
-_Job = tuple[list[_Request], PreparedRequests | None]
 
 
 class SequencerServer:
@@ -176,19 +164,15 @@ class SequencerServer:
     ``ledger`` is the PostgreSQL ledger it writes, with the key that signs
     the checkpoints; the server owns it from here on and closes it. Bind
     with ``port=0`` to get a free port (:attr:`address`). :meth:`start` runs
-    it in background threads, :meth:`serve_forever` too, until closed.
+    it in a background thread, :meth:`serve_forever` in this one.
 
-    One thread takes the requests: it reads every request that has arrived
-    and makes them the next batch. Requests that arrive while batches are
-    being written wait in the kernel's socket buffers and make the one
-    after. Up to ``pipeline`` batches are written at once, each on a
-    connection (and thread) of its own: the next batch is extended and
-    signed on top of the head the previous one will leave and sent while
-    that one is still committing, and PostgreSQL runs it as soon as the
-    previous one let go of the writers' lock. A batch whose head turns out
-    to be elsewhere (another writer appended) fails its check and is
-    written the long way; the server then lets every batch in flight finish
-    before it sends the next one.
+    One thread does everything: it waits for requests, reads every request
+    that has arrived, appends them as one batch (up to ``max_batch``
+    entries), answers them, and looks again. Requests that arrive while a
+    batch is being written wait in the kernel's socket buffers and make the
+    next batch. (Writing the next batch on a second connection while one
+    commits was measured and dropped: smaller batches, more CPU per entry;
+    docs/scaling.md.)
     """
 
     def __init__(
@@ -198,19 +182,15 @@ class SequencerServer:
         port: int = DEFAULT_PORT,
         *,
         max_batch: int = 4096,
-        pipeline: int = 1,
     ) -> None:
         if max_batch < 1:
             raise InputError("max_batch must be >= 1")
-        if pipeline < 1:
-            raise InputError("pipeline must be >= 1")
         self.ledger = ledger
         self.max_batch = min(max_batch, MAX_BATCH)
         self._listener = socket.create_server((host, port), backlog=128)
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopping = threading.Event()
@@ -218,10 +198,6 @@ class SequencerServer:
         self._thread: threading.Thread | None = None
         self._pending: list[_Request] = []
         self._failure: Exception | None = None
-        self._pipeline = pipeline
-        self._slots: list[_Slot] = []
-        self._done: queue.SimpleQueue[tuple[_Slot, bool, Any]] = queue.SimpleQueue()
-        self._tail: Any = None  # (size, frontier) the last batch sent will leave, or None
         self._count_lock = threading.Lock()
         self.batches = 0
         """batches counts the transactions written so far."""
@@ -235,19 +211,7 @@ class SequencerServer:
         return str(host), int(port)
 
     def start(self) -> SequencerServer:
-        """start serves in background threads and returns."""
-        self._slots = [_Slot(self.ledger)]
-        try:
-            self._slots += [_Slot(self.ledger.sibling()) for _ in range(self._pipeline - 1)]
-        except BaseException:
-            for slot in self._slots[1:]:
-                slot.ledger.close()
-            raise
-        for n, slot in enumerate(self._slots):
-            slot.thread = threading.Thread(
-                target=self._write_loop, args=(slot,), name=f"provgate-sequencer-{n}", daemon=True
-            )
-            slot.thread.start()
+        """start serves in a background thread and returns."""
         self._thread = threading.Thread(target=self._serve, name="provgate-sequencer", daemon=True)
         self._thread.start()
         return self
@@ -263,7 +227,7 @@ class SequencerServer:
             raise LedgerError(f"the sequencer stopped: {self._failure}") from self._failure
 
     def close(self) -> None:
-        """close stops taking requests, finishes the batches being written and closes."""
+        """close stops serving (after the batch being written) and closes the ledger."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -271,20 +235,12 @@ class SequencerServer:
             self._wake_w.send(b"x")
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
-        for slot in self._slots:
-            slot.jobs.put(None)
-        for slot in self._slots:
-            if slot.thread is not None and slot.thread is not threading.current_thread():
-                slot.thread.join(timeout=60)
-        for key in list(self._selector.get_map().values()):
-            if isinstance(key.data, _Client):
-                key.data.close()
+        self._hang_up()
         self._selector.close()
-        for sock in (self._listener, self._wake_r, self._wake_w):
+        for sock in (self._wake_r, self._wake_w):
             sock.close()
-        # Requests read but not sent get no answer: their writers settle them.
-        for slot in self._slots or [_Slot(self.ledger)]:
-            slot.ledger.close()
+        # Requests read but not written get no answer: their writers settle them.
+        self.ledger.close()
         self._stopped.set()
 
     def __enter__(self) -> SequencerServer:
@@ -296,29 +252,29 @@ class SequencerServer:
     def _serve(self) -> None:
         try:
             while not self._stopping.is_set():
-                self._collect()
-                # Block only while nothing can be sent.
-                ready = bool(self._pending) and self._can_send()
-                for key, _ in self._selector.select(timeout=0 if ready else 1.0):
+                # Block only while nothing is waiting to be written.
+                for key, _ in self._selector.select(timeout=0 if self._pending else 1.0):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj is self._wake_r:
-                        with contextlib.suppress(OSError):
-                            self._wake_r.recv(4096)
+                        return
                     else:
                         self._read(key.data)
-                self._collect()
-                while self._pending and self._can_send() and not self._stopping.is_set():
-                    self._send()
+                if self._pending:
+                    batch, self._pending = self._pending, []
+                    self._integrate(batch)
         except Exception as exc:  # a bug: stop answering; the writers fall back to group append
             _log.exception("the sequencer stopped")
             self._failure = exc
-            # Hang up on everyone, so that writers settle now instead of timing out.
-            for key in list(self._selector.get_map().values()):
-                if isinstance(key.data, _Client):
-                    key.data.close()
-            self._listener.close()
+            self._hang_up()  # so that writers settle now instead of timing out
             self._stopped.set()
+
+    def _hang_up(self) -> None:
+        """_hang_up closes the listener and every writer's connection."""
+        for key in list(self._selector.get_map().values()):
+            if isinstance(key.data, _Client):
+                key.data.close()
+        self._listener.close()
 
     # -- network ---------------------------------------------------------------
 
@@ -371,79 +327,29 @@ class SequencerServer:
 
     # -- integration -------------------------------------------------------------
 
-    def _can_send(self) -> bool:
-        """_can_send: a connection is free, and the head is known or nothing is in flight."""
-        free = any(not slot.busy for slot in self._slots)
-        return free and (self._tail is not None or not any(slot.busy for slot in self._slots))
-
-    def _send(self) -> None:
-        """_send makes the next batch of the pending requests and hands it to a free connection."""
-        count, cut = 0, 0
-        while cut < len(self._pending) and (
-            cut == 0 or count + len(self._pending[cut][2]) <= self.max_batch
-        ):
-            count += len(self._pending[cut][2])
-            cut += 1
-        batch, self._pending = self._pending[:cut], self._pending[cut:]
-        slot = next(slot for slot in self._slots if not slot.busy)
-        prepared = None
-        if self._tail is not None:  # on top of the head the batches in flight will leave
-            try:
-                prepared = slot.ledger.prepare_requests(
-                    [(rid, leaves) for _, rid, leaves in batch], self._tail
-                )
-            except Exception as exc:  # e.g. the checkpoint signer; the writers settle and go on
-                _log.exception("the sequencer could not prepare a batch")
-                for client, _, _ in batch:
-                    client.answer(LedgerError(f"the sequencer could not append: {exc}"))
-                return
-            self._tail = prepared.tail
-        slot.busy = True
-        slot.jobs.put((batch, prepared))
-
-    def _collect(self) -> None:
-        """_collect frees the connections whose batch is written and takes the head they left."""
-        while True:
-            try:
-                slot, as_prepared, tail = self._done.get_nowait()
-            except queue.Empty:
-                return
-            slot.busy = False
-            if not as_prepared:  # the head was not where the batches in flight assumed
-                self._tail = None
-            elif self._tail is None and not any(s.busy for s in self._slots):
-                self._tail = tail  # the long way, with nothing else in flight: the head
-
-    def _write_loop(self, slot: _Slot) -> None:
-        """_write_loop writes the batches handed to ``slot`` and answers their writers."""
-        while True:
-            job = slot.jobs.get()
-            if job is None:
-                return
-            batch, prepared = job
+    def _integrate(self, pending: list[_Request]) -> None:
+        """_integrate appends ``pending`` in batches of up to max_batch entries and answers."""
+        while pending:
+            count, cut = 0, 0
+            while cut < len(pending) and (
+                cut == 0 or count + len(pending[cut][2]) <= self.max_batch
+            ):
+                count += len(pending[cut][2])
+                cut += 1
+            batch, pending = pending[:cut], pending[cut:]
             results: Sequence[Appended | BaseException]
-            as_prepared = prepared is not None
             try:
-                if prepared is not None:
-                    results, as_prepared = slot.ledger.write_prepared(prepared)
-                else:
-                    results = slot.ledger.append_requests(
-                        [(rid, leaves) for _, rid, leaves in batch]
-                    )
+                results = self.ledger.append_requests([(rid, leaves) for _, rid, leaves in batch])
             except (LedgerError, InputError) as exc:
-                results, as_prepared = [exc] * len(batch), False
+                results = [exc] * len(batch)
             except Exception as exc:  # e.g. the checkpoint signer; the writers settle and go on
                 _log.exception("the sequencer could not append a batch")
                 results = [LedgerError(f"the sequencer could not append: {exc}")] * len(batch)
-                as_prepared = False
             with self._count_lock:  # counted before anyone hears of it
                 self.batches += 1
                 self.appended += sum(isinstance(result, Appended) for result in results)
             for (client, _, _), result in zip(batch, results, strict=True):
                 client.answer(result)
-            self._done.put((slot, as_prepared or prepared is None, slot.ledger.tail))
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
 
 
 class _Unreachable(OSError):
