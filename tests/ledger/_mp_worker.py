@@ -13,8 +13,17 @@ from prov_core.ledger.base import BaseLedger
 
 
 def open_ledger(kind: str, target: str, origin: str, seed: bytes) -> BaseLedger:
-    """open_ledger opens the SQLite file or PostgreSQL database ``target``."""
+    """open_ledger opens the SQLite file or PostgreSQL database ``target``.
+
+    ``sequenced``: ``target`` is ``"URL HOST:PORT"``, a PostgreSQL database and
+    the sequencer to append through.
+    """
     signer = NoteSigner(origin, Ed25519PrivateKey.from_private_bytes(seed))
+    if kind == "sequenced":
+        from prov_core.ledger.sequencer import SequencedLedger
+
+        url, address = target.rsplit(" ", 1)
+        return SequencedLedger(url, origin, signer, sequencer=address)
     if kind == "postgres":
         from prov_core.ledger.postgres import PostgresLedger
 

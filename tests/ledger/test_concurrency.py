@@ -1,7 +1,7 @@
 """Many writer processes, and a writer killed mid-append, on SQLite and on PostgreSQL.
 
-Both backends run the same tests: ``backend`` is ``(kind, target)``, a fresh
-SQLite file or a fresh PostgreSQL database.
+Every backend runs the same tests: ``backend`` is ``(kind, target)``, a fresh
+SQLite file, a fresh PostgreSQL database, or one written through a sequencer.
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from prov_core.ledger import NoteSigner, NoteVerifier, audit_log, merkle, open_checkpoint
 from prov_core.ledger.merkle import check_inclusion, leaf_hash
+from prov_core.ledger.postgres import PostgresLedger
+from prov_core.ledger.sequencer import SequencerServer
 
 from . import _mp_worker
 from .conftest import ORIGIN, SEED
@@ -27,11 +31,24 @@ WRITERS = 8
 EACH = 2_000
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+@pytest.fixture(params=["sqlite", "postgres", "sequenced"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The ledger the writers open: ``(kind, target)`` as ``_mp_worker.open_ledger`` takes it.
+
+    ``sequenced`` is PostgreSQL with every append through a sequencer served by
+    this process for the test's duration.
+    """
+    if request.param == "sqlite":
+        yield "sqlite", str(tmp_path / "ledger.sqlite")
+        return
+    url = request.getfixturevalue("postgres_url")
     if request.param == "postgres":
-        return "postgres", request.getfixturevalue("postgres_url")
-    return "sqlite", str(tmp_path / "ledger.sqlite")
+        yield "postgres", url
+        return
+    signer = NoteSigner(ORIGIN, Ed25519PrivateKey.from_private_bytes(SEED))
+    with SequencerServer(PostgresLedger(url, ORIGIN, signer), port=0) as server:
+        host, port = server.address
+        yield "sequenced", f"{url} {host}:{port}"
 
 
 @pytest.mark.slow
