@@ -31,9 +31,12 @@ size. ``ledger_head`` is the committed size and the right edge of the tree
 
 A submission row is kept after it is integrated (its leaves cleared), so that
 a writer retrying after a lost connection finds it and cannot store its
-entries twice. Two procedures, ``ledger_submit`` and ``ledger_integrate``,
-carry the group append (:mod:`~prov_core.ledger.postgres` explains it);
-:data:`WRITERS_LOCK` is the advisory lock key that serializes the writers.
+entries twice. The sequencer stores each request it appends as such a row
+(never pending), and a writer that got no answer from it stores its
+request's id as withdrawn (first_idx -1) unless it is already there. Two
+procedures, ``ledger_submit`` and ``ledger_integrate``, carry the group append
+(:mod:`~prov_core.ledger.postgres` explains it); :data:`WRITERS_LOCK` is the
+advisory lock key that serializes the writers.
 """
 
 from __future__ import annotations

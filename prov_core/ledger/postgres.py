@@ -29,6 +29,12 @@ moves the head only from the size the leader read (a writer that bypassed
 the lock makes it fail and start over), so two writers can never both
 append at one index.
 
+**The sequencer's write** (:meth:`~PostgresLedger.append_requests`,
+:mod:`~prov_core.ledger.sequencer`): many writers' requests in one
+transaction under one checkpoint, the writers' lock held, each request's
+id stored as an integrated submission; :meth:`~PostgresLedger.withdraw_request`
+settles a request whose writer got no answer.
+
 **Direct append**: :meth:`~PostgresLedger.reserve` and larger batches take the
 writers' lock and lock the head row (``SELECT ... FOR UPDATE``), write their
 entries and checkpoint themselves, and commit synchronously (two round
@@ -521,7 +527,10 @@ class PostgresLedger(BaseLedger):
         """_withdraw takes back a pending submission; returns the append if it was integrated."""
         conn = self._connection()
         results = _tuple_results(conn.execute(_WITHDRAW.format(sid=sid) + _STATUS.format(sid=sid)))
-        rows = results[-1]
+        return self._settled(results[-1], count)
+
+    def _settled(self, rows: list[tuple[Any, ...]], count: int) -> Appended | None:
+        """_settled reads a _STATUS row: where the submission landed, or None (not appended)."""
         if not rows or rows[0][0] is None or rows[0][0] < 0:
             return None
         first, size, note = rows[0]
@@ -865,11 +874,7 @@ class PostgresLedger(BaseLedger):
                 )
             )[1]
         except (psycopg.Error, LedgerError) as again:
-            raise LedgerError(
-                f"ledger {self.url}: the connection was lost while committing an append and"
-                f" cannot be re-established, so whether it was appended is unknown:"
-                f" {self._scrub(again)}"
-            ) from exc
+            raise self._outcome_unknown(again) from exc
         return bool(rows)
 
     def withdraw_request(self, rid: bytes) -> Appended | None:
@@ -888,11 +893,7 @@ class PostgresLedger(BaseLedger):
                     " ON CONFLICT (id) DO NOTHING; COMMIT; " + _STATUS.format(sid=_hex(rid))
                 )
             )
-        rows = results[-1]
-        if not rows or rows[0][0] is None or rows[0][0] < 0:
-            return None
-        first, size, note = rows[0]
-        return self._landed(first, size, note, 0)
+        return self._settled(results[-1], 0)
 
     def _write_and_commit(self, conn: psycopg.Connection[Any], sql: str) -> None:
         """_write_and_commit stores the rows and the head and commits, in one round trip.
@@ -902,6 +903,14 @@ class PostgresLedger(BaseLedger):
         not wait.
         """
         conn.execute(sql)
+
+    def _outcome_unknown(self, again: BaseException) -> LedgerError:
+        """_outcome_unknown: the error of a commit lost with its connection, not re-established."""
+        return LedgerError(
+            f"ledger {self.url}: the connection was lost while committing an append and"
+            f" cannot be re-established, so whether it was appended is unknown:"
+            f" {self._scrub(again)}"
+        )
 
     def _committed(self, xid: str, exc: BaseException) -> bool:
         """_committed asks the server whether transaction ``xid`` committed.
@@ -916,11 +925,7 @@ class PostgresLedger(BaseLedger):
                 conn = self._connection()
                 row = conn.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
             except (psycopg.Error, LedgerError) as again:
-                raise LedgerError(
-                    f"ledger {self.url}: the connection was lost while committing an append and"
-                    f" cannot be re-established, so whether it was appended is unknown:"
-                    f" {self._scrub(again)}"
-                ) from exc
+                raise self._outcome_unknown(again) from exc
             status = row[0] if row else None
             if status == "committed":  # committed synchronously: on disk
                 return True
