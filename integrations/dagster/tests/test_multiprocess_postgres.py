@@ -10,11 +10,13 @@ slower on two cores (each starts its own interpreters), and ``execute_job``
 is not thread-safe. Every node must be recorded exactly once: one ledger
 record per asset and partition, none duplicated, none missing, the log
 gap-free and verified, every materialization's provenance verified and
-every ``provenance_verified`` check passed.
+every ``provenance_verified`` check passed. The same again with every
+append through a sequencer (``provgate log serve``, served by the test).
 """
 
 from __future__ import annotations
 
+import multiprocessing.forkserver
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,9 @@ def postgres_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         # directory (reconstructable), and the module imports the example from there.
         monkeypatch.chdir(REPO)
         yield tmp_path
+    # The executor forks its steps from a forkserver, which keeps the environment it
+    # started with: the next test's must start one of its own (Python's own test hook).
+    multiprocessing.forkserver._forkserver._stop()
 
 
 def _materializations(instance: DagsterInstance, asset: str) -> list[Any]:
@@ -59,7 +64,34 @@ def _materializations(instance: DagsterInstance, asset: str) -> list[Any]:
     return [r.asset_materialization for r in records]
 
 
-def test_every_node_is_recorded_once_by_a_multiprocess_run(postgres_home: Path) -> None:
+@pytest.fixture(params=["group append", "sequencer"])
+def appends_through(
+    request: pytest.FixtureRequest, postgres_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """How the steps append: by themselves (group append), or through a sequencer.
+
+    For the sequencer, the home is made first (its key signs the checkpoints)
+    and this process serves it; every step process finds it through
+    PROVGATE_LEDGER_SEQUENCER. Yields the server, or None.
+    """
+    if request.param == "group append":
+        yield None
+        return
+    from prov_core.home import init_home
+    from prov_core.ledger import PostgresLedger, SequencerServer
+
+    home, _ = init_home(postgres_home / "home")
+    assert home.ledger_url is not None
+    ledger = PostgresLedger(home.ledger_url, home.origin, home.note_signer())
+    with SequencerServer(ledger, port=0) as server:
+        host, port = server.address
+        monkeypatch.setenv("PROVGATE_LEDGER_SEQUENCER", f"{host}:{port}")
+        yield server
+
+
+def test_every_node_is_recorded_once_by_a_multiprocess_run(
+    postgres_home: Path, appends_through: Any
+) -> None:
     from integrations.dagster.tests import multiprocess_pipeline as pipeline
     from prov_core.home import open_home
     from prov_core.nodes import attestation_from_dict, verify_node
@@ -126,6 +158,8 @@ def test_every_node_is_recorded_once_by_a_multiprocess_run(postgres_home: Path) 
     assert sources == {s.uri: 1 for s in example.SOURCES}
     kinds = Counter(r.kind for r in records)
     assert (kinds["snapshot"], kinds["gate"]) == (1, 1)
+    if appends_through is not None:  # every append but the snapshot's (reserve()) went through it
+        assert appends_through.appended == len(entries) - kinds["snapshot"]
     assert not (home / "ledger.sqlite").exists()
     assert not list(home.rglob("*.sqlite"))  # indexes and store refs are in PostgreSQL too
 
