@@ -150,6 +150,9 @@ _WITHDRAW = (
 _BATCH = 1024  # submissions integrated per transaction, at most
 _MOVED = {"PVG01", "PVG02"}  # ledger_integrate: the head moved, a submission was withdrawn
 _MOVES = 8  # how often a leader starts over after _MOVED before it gives up
+# A sequencer's write that found the head elsewhere (division by zero: its head update
+# matched no row) or a request id already stored (unique violation).
+_CONFLICTS = {"22012", "23505"}
 
 
 def _hex(value: bytes) -> str:
@@ -311,6 +314,8 @@ class PostgresLedger(BaseLedger):
             try:
                 yield conn
             except psycopg.Error as exc:
+                if self._reserved is None:  # a multi-statement write may have left it failed
+                    self._rollback(conn)
                 raise LedgerError(f"ledger {self.url}: cannot {doing}: {self._scrub(exc)}") from exc
 
     @staticmethod
@@ -698,8 +703,13 @@ class PostgresLedger(BaseLedger):
                     results = self._send_requests_write(
                         conn, lock + write.replace("{check}", check), results, rid
                     )
-                except psycopg.Error:  # the head moved, or an id is stored: the long way
+                except psycopg.Error as exc:
                     self._release(conn)
+                    if getattr(exc, "sqlstate", None) not in _CONFLICTS:
+                        raise LedgerError(
+                            f"ledger {self.url}: cannot append: {self._scrub(exc)}"
+                        ) from exc
+                    # the head moved, or an id is stored: the long way
                 except _Lost:  # certainly not committed: the long way
                     pass
                 else:
@@ -729,9 +739,10 @@ class PostgresLedger(BaseLedger):
                             f" which was rolled back (nothing was appended): {lost}"
                         ) from lost
                     attempts -= 1
-                except psycopg.Error as exc:  # an id was stored meanwhile: look again
+                except psycopg.Error as exc:
                     self._release(conn)
-                    if moves <= 0:
+                    # Only a conflict (an id stored meanwhile) is worth another look.
+                    if moves <= 0 or getattr(exc, "sqlstate", None) not in _CONFLICTS:
                         raise LedgerError(
                             f"ledger {self.url}: cannot append: {self._scrub(exc)}"
                         ) from exc
@@ -784,14 +795,14 @@ class PostgresLedger(BaseLedger):
         first: int,
         frontier: Frontier,
         stored: dict[bytes, tuple[Any, ...]],
-    ) -> tuple[str, list[Appended | LedgerError], bytes]:
+    ) -> tuple[str, list[Appended | LedgerError], tuple[bytes, int]]:
         """_requests_write extends ``frontier`` with the requests not in ``stored`` and signs.
 
         Returns the write (the entries, the requests' ids and the head, moved
         only from ``first``, plus ``{check}`` for a further condition, then
         the COMMIT and the unlock; "" if nothing is to be written), each
-        request's result as it will be once the write commits, and the id of
-        the first request written.
+        request's result as it will be once the write commits, and the id
+        and index of the first request written.
         """
         results: list[Appended | LedgerError] = []
         leaf_sql: list[str] = []
@@ -815,7 +826,7 @@ class PostgresLedger(BaseLedger):
             leaf_sql += leaves
             leaf_hashes += hashes
         if not leaf_sql:
-            return "", results, b""
+            return "", results, (b"", -1)
         size, note, rows, edge = self._batch_rows(first, frontier, leaf_sql, leaf_hashes)
         write = (
             "WITH subs AS (INSERT INTO ledger_submissions (id, hashes, first_idx, size) VALUES "
@@ -832,14 +843,14 @@ class PostgresLedger(BaseLedger):
             else r
             for r in results
         ]
-        return write, done, subs[0][0]
+        return write, done, subs[0]
 
     def _send_requests_write(
         self,
         conn: psycopg.Connection[Any],
         write: str,
         results: list[Appended | LedgerError],
-        first_id: bytes,
+        first: tuple[bytes, int],
     ) -> list[Appended | LedgerError]:
         """_send_requests_write runs a requests write; _Lost if it certainly did not commit."""
         import psycopg
@@ -850,32 +861,39 @@ class PostgresLedger(BaseLedger):
             if not _connection_lost(conn, exc):
                 raise
             conn.close()
-            if not self._request_stored(first_id, exc):
+            if not self._request_stored(first, exc):
                 raise _Lost(self._scrub(exc)) from exc
         return results
 
-    def _request_stored(self, rid: bytes, exc: BaseException) -> bool:
-        """_request_stored tells whether a request id was stored (its batch committed).
+    def _request_stored(self, first: tuple[bytes, int], exc: BaseException) -> bool:
+        """_request_stored tells whether a lost batch committed: its first request is stored.
 
-        It first takes the writers' lock, which the lost session holds until
-        the server has finished with it, so the batch is no longer in
-        progress when it looks. Raises LedgerError when that cannot be known
+        ``first`` is that request's id and the index it was to get; a row for
+        the id at another index (or withdrawn) means the batch did not
+        commit. It first takes the writers' lock, which the lost session
+        holds until the server has finished with it, so the batch is no
+        longer in progress when it looks (a transaction-level lock, let go
+        however the look ends). Raises LedgerError when that cannot be known
         (the batch's outcome is unknown).
         """
         import psycopg
 
+        rid, index = first
+        conn = None
         try:
             conn = self._connection()
             rows = _tuple_results(
                 conn.execute(
-                    f"SELECT pg_advisory_lock({WRITERS_LOCK}); "
+                    f"BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK}); "
                     + _STATUS.format(sid=_hex(rid))
-                    + f"; SELECT pg_advisory_unlock({WRITERS_LOCK})"
+                    + "; COMMIT"
                 )
             )[1]
         except (psycopg.Error, LedgerError) as again:
+            if conn is not None:
+                self._rollback(conn)
             raise self._outcome_unknown(again) from exc
-        return bool(rows)
+        return bool(rows) and rows[0][0] == index
 
     def withdraw_request(self, rid: bytes) -> Appended | None:
         """withdraw_request settles a request a sequencer may or may not have appended.

@@ -34,11 +34,15 @@ Anyone who can connect to the sequencer can append, as anyone who can
 connect to the database can: it listens on 127.0.0.1 unless told
 otherwise; put it where only the workers reach it.
 
-Wire format (big-endian; one request in flight per connection)::
+Wire format (big-endian)::
 
     request  = u32 length, b"A", id (16 bytes), u32 count, count x (u32 length, leaf)
-    answer   = u32 length, b"K", u64 first_index, u64 size, checkpoint note
-             | u32 length, b"E", UTF-8 message
+    answer   = u32 length, b"K", id, u64 first_index, u64 size, checkpoint note
+             | u32 length, b"E", id (16 zero bytes if the request did not parse), UTF-8 message
+
+Answers come in the order of the requests on a connection and name the
+request they answer; a writer checks that, and that the checkpoint is of
+its log, before it believes one.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ _U32 = struct.Struct(">I")
 _ANSWER = struct.Struct(">QQ")
 _MAX_FRAME = 64 * 1024 * 1024  # one request: up to group_limit envelopes
 _ID = 16
+_NO_ID = bytes(_ID)  # the id of an answer to a request that did not parse
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -135,20 +140,24 @@ class _Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
-        self.send_lock = threading.Lock()
 
-    def answer(self, result: Appended | BaseException) -> None:
+    def answer(self, rid: bytes, result: Appended | BaseException) -> bool:
+        """answer sends the answer to request ``rid``; False if the writer cannot take it.
+
+        The socket does not block: a writer with one request in flight always
+        has room for its answer, so one that has none is not reading them and
+        is hung up on (it settles its requests itself) rather than holding up
+        everyone else's.
+        """
         if isinstance(result, Appended):
-            frame = _frame(
-                b"K", _ANSWER.pack(result.first_index, result.size) + result.checkpoint_note
-            )
+            body = rid + _ANSWER.pack(result.first_index, result.size) + result.checkpoint_note
+            frame = _frame(b"K", body)
         else:
-            frame = _frame(b"E", str(result).encode("utf-8", "replace"))
+            frame = _frame(b"E", rid + str(result).encode("utf-8", "replace"))
         try:
-            with self.send_lock:
-                self.sock.sendall(frame)
-        except OSError:  # the writer is gone; it settles its request itself
-            self.close()
+            return self.sock.send(frame) == len(frame)
+        except OSError:
+            return False
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -187,7 +196,8 @@ class SequencerServer:
             raise InputError("max_batch must be >= 1")
         self.ledger = ledger
         self.max_batch = min(max_batch, MAX_BATCH)
-        self._listener = socket.create_server((host, port), backlog=128)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=128)
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -284,7 +294,7 @@ class SequencerServer:
         except OSError:
             return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(30.0)  # bounds an answer to a writer that stopped reading
+        sock.setblocking(False)  # read when ready; an answer that does not fit hangs up
         self._selector.register(sock, selectors.EVENT_READ, _Client(sock))
 
     def _read(self, client: _Client) -> None:
@@ -300,7 +310,7 @@ class SequencerServer:
         while len(buf) >= 4:
             (size,) = _U32.unpack_from(buf)
             if size > _MAX_FRAME:
-                client.answer(InputError(f"a request of {size} bytes is over {_MAX_FRAME}"))
+                client.answer(_NO_ID, InputError(f"a request of {size} bytes is over {_MAX_FRAME}"))
                 self._drop(client)
                 return
             if len(buf) < 4 + size:
@@ -310,13 +320,15 @@ class SequencerServer:
             try:
                 rid, leaves = _decode_request(body)
             except (ValueError, struct.error) as exc:
-                client.answer(InputError(f"malformed request: {exc}"))
+                client.answer(_NO_ID, InputError(f"malformed request: {exc}"))
                 self._drop(client)
                 return
             try:
                 check_leaves(leaves)
             except InputError as exc:  # well framed: refuse this one, keep the connection
-                client.answer(exc)
+                if not client.answer(rid, exc):
+                    self._drop(client)
+                    return
                 continue
             self._pending.append((client, rid, leaves))
 
@@ -348,8 +360,9 @@ class SequencerServer:
             with self._count_lock:  # counted before anyone hears of it
                 self.batches += 1
                 self.appended += sum(isinstance(result, Appended) for result in results)
-            for (client, _, _), result in zip(batch, results, strict=True):
-                client.answer(result)
+            for (client, rid, _), result in zip(batch, results, strict=True):
+                if not client.answer(rid, result):
+                    self._drop(client)
 
 
 class _Unreachable(OSError):
@@ -408,11 +421,18 @@ class SequencedLedger(PostgresLedger):
                 why: BaseException = exc
             except (OSError, LedgerError) as exc:
                 self._disconnect()
+                if isinstance(exc, TimeoutError):  # it is stuck: leave it alone a while
+                    self._retry_at = time.monotonic() + self.retry_after
                 landed = self._settle(rid, exc)
                 if landed is not None:
                     return Appended(landed.first_index, landed.size, landed.checkpoint_note,
                                     len(batch))  # fmt: skip
                 why = exc
+            except BaseException:  # interrupted: its answer must not be read as the next one's
+                self._disconnect()
+                with contextlib.suppress(Exception):
+                    self._settle(rid, LedgerError("the append was interrupted"))
+                raise
             self.fallbacks += 1
             _log.warning(
                 "sequencer %s did not append (%s); appending through group append",
@@ -438,12 +458,18 @@ class SequencedLedger(PostgresLedger):
         if not 1 <= size <= _MAX_FRAME:
             raise ConnectionError(f"the sequencer sent a frame of {size} bytes")
         body = _recv_exact(sock, size)
+        if body[1 : 1 + _ID] != rid:
+            raise ConnectionError("the sequencer answered another request")
         if body[:1] == b"E":
-            raise LedgerError(body[1:].decode("utf-8", "replace"))
-        if body[:1] != b"K" or len(body) <= 1 + _ANSWER.size:
+            raise LedgerError(body[1 + _ID :].decode("utf-8", "replace"))
+        at = 1 + _ID + _ANSWER.size
+        if body[:1] != b"K" or len(body) <= at:
             raise ConnectionError("the sequencer sent an answer that does not parse")
-        first, tree_size = _ANSWER.unpack_from(body, 1)
-        return Appended(first, tree_size, body[1 + _ANSWER.size :], len(batch))
+        first, tree_size = _ANSWER.unpack_from(body, 1 + _ID)
+        note = body[at:]
+        if not note.startswith(self.origin.encode() + b"\n"):
+            raise ConnectionError("the sequencer answered with a checkpoint of another log")
+        return Appended(first, tree_size, note, len(batch))
 
     def _settle(self, rid: bytes, why: BaseException) -> Appended | None:
         """_settle finds where a request landed, or withdraws it (None: nothing appended)."""

@@ -10,6 +10,7 @@ append is lost and none is stored twice.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -107,6 +108,7 @@ class Raw:
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.sock = socket.create_connection(address, timeout=30)
+        self.answered = b""
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -120,11 +122,14 @@ class Raw:
         assert 1 <= size <= MAX_FRAME, size
         body = recv_exact(self.sock, size)
         assert body is not None, "the server closed the connection in the middle of an answer"
-        return body[:1], body[1:]
+        self.answered = body[1:17]  # the id of the request it answers
+        return body[:1], body[17:]
 
     def ask(self, rid: bytes, leaves: list[bytes]) -> tuple[bytes, bytes] | None:
         self.send(request_frame(rid, leaves))
-        return self.answer()
+        answer = self.answer()
+        assert answer is None or self.answered == rid, "the answer names another request"
+        return answer
 
     def close(self) -> None:
         self.sock.close()
@@ -871,3 +876,171 @@ def test_parse_address_refuses_a_bare_ipv6_address() -> None:
 
 def test_port_zero_is_any_free_port() -> None:
     assert parse_address("127.0.0.1:0") == ("127.0.0.1", 0)
+
+
+# -- the review's findings -------------------------------------------------------------
+
+WRITERS_KEY = 0x70726F76_68656164  # prov_core.ledger._postgres_schema.WRITERS_LOCK
+
+
+def waiting_for_the_writers_lock(url: str) -> set[int]:
+    """The pids of sessions waiting (not yet granted) for the writers' advisory lock."""
+    with admin(url) as db:
+        rows = db.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid = %s AND objid = %s",
+            ((WRITERS_KEY >> 32) & 0xFFFFFFFF, WRITERS_KEY & 0xFFFFFFFF),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_a_lost_batch_whose_first_request_was_withdrawn_is_not_reported_written(
+    postgres_url: str, signer: NoteSigner, verifier: NoteVerifier
+) -> None:
+    """The sequencer's write of [A, B] is lost with its session before it commits, and A's
+    writer withdraws A meanwhile: the withdrawn row must not read as "the batch committed"
+    (B would be told an index and a checkpoint the log never had)."""
+    seq = PostgresLedger(postgres_url, ORIGIN, signer)
+    writer = PostgresLedger(postgres_url, ORIGIN, signer)
+    seq.append_requests([(os.urandom(16), [b"warm"])])  # it keeps the head: one round trip next
+    holder = admin(postgres_url)
+    holder.execute(f"SELECT pg_advisory_lock({WRITERS_KEY})")  # e.g. a reserve() block
+    a, b = os.urandom(16), os.urandom(16)
+    out: dict[str, Any] = {}
+
+    def write() -> None:
+        try:
+            out["results"] = seq.append_requests([(a, [b"a"]), (b, [b"b"])])
+        except LedgerError as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        old = seq._conn.info.backend_pid  # type: ignore[union-attr]
+        wait_until("the batch waits", lambda: old in waiting_for_the_writers_lock(postgres_url))
+        with admin(postgres_url) as db:
+            db.execute("SELECT pg_terminate_backend(%s, 5000)", (old,))
+        wait_until(
+            "the lost batch is being looked up",
+            lambda: any(p != old for p in waiting_for_the_writers_lock(postgres_url)),
+        )
+        assert writer.withdraw_request(a) is None  # A's writer got no answer: it settles
+    finally:
+        holder.execute(f"SELECT pg_advisory_unlock({WRITERS_KEY})")
+        thread.join(60)
+    results = out.get("results")
+    if results is not None:  # redone the long way: A refused, B appended where it says
+        assert isinstance(results[0], LedgerError)
+        landed = results[1]
+        assert isinstance(landed, Appended)
+        assert writer.entry(landed.first_index) == b"b"
+        assert writer.checkpoint(landed.size) == landed.checkpoint_note
+    else:  # or the whole batch refused: then B was not appended either
+        assert writer.withdraw_request(b) is None
+    assert b"a" not in [d for _, d in writer.entries()]
+    assert audit_log(writer, [verifier]).ok
+    holder.close()
+    seq.close()
+    writer.close()
+
+
+def test_an_interrupted_append_does_not_shift_the_next_answers(
+    postgres_url: str, signer: NoteSigner, server: SequencerServer
+) -> None:
+    """An append interrupted while it waits (Ctrl-C, a task timeout raised by a signal
+    handler) leaves no request in flight on the kept connection: the next append gets its
+    own index, not the interrupted one's."""
+    with SequencedLedger(postgres_url, ORIGIN, signer, sequencer=address_of(server)) as ledger:
+        ledger.append([b"warm"])
+        holder = admin(postgres_url)
+        holder.execute(f"SELECT pg_advisory_lock({WRITERS_KEY})")  # the sequencer is slow
+
+        def interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                ledger.append([b"interrupted"])
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            holder.execute(f"SELECT pg_advisory_unlock({WRITERS_KEY})")
+            holder.close()
+        for leaf in (b"second", b"third"):
+            got = ledger.append([leaf])
+            assert ledger.entry(got.first_index) == leaf
+            assert ledger.checkpoint(got.size) == got.checkpoint_note
+        stored = [d for _, d in ledger.entries()]
+        assert stored.count(b"interrupted") <= 1
+
+
+def test_a_writer_reset_mid_batch_or_not_reading_does_not_stop_the_sequencer(
+    postgres_url: str, signer: NoteSigner, server: SequencerServer
+) -> None:
+    """A writer whose connection is reset while its batch is written, and one that sends
+    requests and never reads the answers, are hung up on; the sequencer keeps serving."""
+    holder = admin(postgres_url)
+    holder.execute(f"SELECT pg_advisory_lock({WRITERS_KEY})")
+    reset = socket.create_connection(server.address)
+    reset.sendall(request_frame(os.urandom(16), [b"reset"]))
+    backend = server.ledger._conn.info.backend_pid  # type: ignore[union-attr]
+    wait_until("the batch waits", lambda: backend in waiting_for_the_writers_lock(postgres_url))
+    reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    reset.close()  # RST while it is written
+    holder.execute(f"SELECT pg_advisory_unlock({WRITERS_KEY})")
+    holder.close()
+    deaf = socket.create_connection(server.address)
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    burst = b"".join(request_frame(os.urandom(16), [b"deaf %d" % i]) for i in range(3000))
+    threading.Thread(target=lambda: suppress_oserror(deaf.sendall, burst), daemon=True).start()
+    for n in range(3):  # new connections (one may get the reset one's fd) are served
+        with Raw(server.address) as raw:
+            first, size, _ = ok(raw.ask(os.urandom(16), [b"after %d" % n]))
+            assert first < size
+    deaf.close()
+    with SequencedLedger(postgres_url, ORIGIN, signer, sequencer=address_of(server)) as ledger:
+        ledger.append([b"last"])
+        assert ledger.fallbacks == 0
+
+
+def suppress_oserror(fn: Callable[..., object], *args: object) -> None:
+    with contextlib.suppress(OSError):
+        fn(*args)
+
+
+def test_a_failed_withdrawal_leaves_the_handle_usable(
+    postgres_url: str, signer: NoteSigner
+) -> None:
+    """withdraw_request cancelled in its transaction (here by a statement timeout) rolls
+    back: the handle's next reads and settles work."""
+    ledger = PostgresLedger(postgres_url, ORIGIN, signer)
+    ledger.append([b"x"])
+    conn = ledger._conn
+    assert conn is not None
+    conn.execute("SET statement_timeout = 1")
+    conn.execute("SET lock_timeout = 0")
+    with admin(postgres_url) as db:
+        db.execute("BEGIN")
+        db.execute("LOCK TABLE ledger_submissions IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(LedgerError):
+            ledger.withdraw_request(os.urandom(16))
+        db.execute("ROLLBACK")
+    conn.execute("SET statement_timeout = 0")
+    assert ledger.size() == 1
+    assert ledger.withdraw_request(os.urandom(16)) is None
+    assert ledger.latest_checkpoint() is not None
+    ledger.close()
+
+
+def test_the_server_listens_on_ipv6(postgres_url: str, signer: NoteSigner) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        server = SequencerServer(PostgresLedger(postgres_url, ORIGIN, signer), "::1", 0)
+    except OSError as exc:  # IPv6 disabled in the kernel
+        pytest.skip(f"cannot listen on ::1: {exc}")
+    with server, Raw(server.address) as raw:
+        assert ok(raw.ask(os.urandom(16), [b"v6"]))[:2] == (0, 1)
