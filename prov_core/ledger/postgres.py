@@ -79,7 +79,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from hashlib import sha256
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prov_core._pg_session import (
@@ -99,7 +98,7 @@ from prov_core.ledger._postgres_schema import (
 )
 from prov_core.ledger.base import Appended, BaseLedger, check_leaves
 from prov_core.ledger.checkpoint import Checkpoint, CheckpointSigner, checkpoint_body
-from prov_core.ledger.merkle import HASH_SIZE, Frontier
+from prov_core.ledger.merkle import HASH_SIZE, Frontier, leaf_hash
 
 if TYPE_CHECKING:
     import psycopg
@@ -114,6 +113,7 @@ __all__ = [
 
 _MIGRATION_LOCK = 0x70726F76_6C656467  # "provledg": serializes concurrent openers
 _CHUNK = 1024
+_LOCK_AND_BEGIN = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; "
 _LOCK_HEAD = (
     "SELECT size, frontier, pg_current_xact_id()::text FROM ledger_head WHERE id = 1 FOR UPDATE"
 )
@@ -194,6 +194,11 @@ def _connection_lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
     return state.startswith("08") or state in {"57P01", "57P02", "57P03"}
 
 
+def _encode_leaves(batch: list[bytes]) -> tuple[list[str], list[bytes]]:
+    """_encode_leaves returns the leaves as SQL literals and their RFC 9162 leaf hashes."""
+    return [_hex(leaf) for leaf in batch], [leaf_hash(leaf) for leaf in batch]
+
+
 def _encode_requests(
     requests: Sequence[tuple[bytes, Sequence[bytes]]],
 ) -> list[tuple[bytes, list[str], list[bytes]]]:
@@ -202,15 +207,7 @@ def _encode_requests(
     for rid, leaves in requests:
         if len(rid) != 16:
             raise InputError("a request id is 16 bytes")
-        batch = check_leaves(leaves)
-        # RFC 9162 section 2.1.1: a leaf hash is SHA-256(0x00 || leaf).
-        encoded.append(
-            (
-                rid,
-                [_hex(leaf) for leaf in batch],
-                [sha256(b"\x00" + leaf).digest() for leaf in batch],
-            )
-        )
+        encoded.append((rid, *_encode_leaves(check_leaves(leaves))))
     if not encoded:
         raise InputError("no requests to append")
     return encoded
@@ -367,7 +364,7 @@ class PostgresLedger(BaseLedger):
 
     # The statements that open an append's transaction and lock the head, sent as
     # one round trip; the last one returns (size, frontier, xid).
-    _begin_sql = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; {_LOCK_HEAD}"
+    _begin_sql = f"{_LOCK_AND_BEGIN}{_LOCK_HEAD}"
 
     def _begin_locked(self, conn: psycopg.Connection[Any]) -> tuple[int, Frontier, str]:
         """_begin_locked opens a transaction and locks the head, in one round trip."""
@@ -391,12 +388,9 @@ class PostgresLedger(BaseLedger):
             raise LedgerIntegrityError(f"ledger_head does not match size {size}: {exc}") from exc
 
     def append(self, leaves: Sequence[bytes]) -> Appended:
-        batch = check_leaves(leaves)
-        # RFC 9162 section 2.1.1: a leaf hash is SHA-256(0x00 || leaf).
-        leaf_hashes = [sha256(b"\x00" + leaf).digest() for leaf in batch]
-        leaf_sql = [_hex(leaf) for leaf in batch]  # outside the lock
+        leaf_sql, leaf_hashes = _encode_leaves(check_leaves(leaves))  # outside the lock
         with self._lock:
-            if self._reserved is None and len(batch) <= self.group_limit:
+            if self._reserved is None and len(leaf_sql) <= self.group_limit:
                 return self._group_append(leaf_sql, leaf_hashes)
             return self._direct_append(leaf_sql, leaf_hashes)
 
@@ -696,13 +690,10 @@ class PostgresLedger(BaseLedger):
             if tail is not None:  # one round trip, checking the head is still that one
                 first, frontier = tail[0], tail[1].copy()
                 check = f" AND frontier = {_hex(b''.join(frontier.hashes()))}"
-                write, results, rid = self._requests_write(encoded, first, frontier, {})
-                lock = f"SELECT pg_advisory_lock({WRITERS_LOCK}); BEGIN; "
+                write, results, rid = self._requests_write(encoded, first, frontier, {}, check)
                 conn = self._connection()
                 try:
-                    results = self._send_requests_write(
-                        conn, lock + write.replace("{check}", check), results, rid
-                    )
+                    results = self._send_requests_write(conn, _LOCK_AND_BEGIN + write, results, rid)
                 except psycopg.Error as exc:
                     self._release(conn)
                     if getattr(exc, "sqlstate", None) not in _CONFLICTS:
@@ -720,33 +711,32 @@ class PostgresLedger(BaseLedger):
     def _append_requests_locked(
         self, encoded: list[tuple[bytes, list[str], list[bytes]]]
     ) -> list[Appended | LedgerError]:
-        """_append_requests_locked appends the long way: lock, read the head and ids, write."""
+        """_append_requests_locked appends the long way: lock, read the head and ids, write.
+
+        The caller (append_requests) holds the handle's lock, outside reserve().
+        """
         import psycopg
 
-        with self._lock:
-            if self._reserved is not None:
-                raise LedgerError(f"ledger {self.url}: append_requests inside reserve()")
-            self._tail = None
-            attempts, moves = self._retries, _MOVES
-            while True:
-                conn = self._connection()
-                try:
-                    return self._append_requests_once(conn, encoded)
-                except _Lost as lost:
-                    if attempts <= 0:
-                        raise LedgerError(
-                            f"ledger {self.url}: the connection was lost during an append,"
-                            f" which was rolled back (nothing was appended): {lost}"
-                        ) from lost
-                    attempts -= 1
-                except psycopg.Error as exc:
-                    self._release(conn)
-                    # Only a conflict (an id stored meanwhile) is worth another look.
-                    if moves <= 0 or getattr(exc, "sqlstate", None) not in _CONFLICTS:
-                        raise LedgerError(
-                            f"ledger {self.url}: cannot append: {self._scrub(exc)}"
-                        ) from exc
-                    moves -= 1
+        attempts, moves = self._retries, _MOVES
+        while True:
+            conn = self._connection()
+            try:
+                return self._append_requests_once(conn, encoded)
+            except _Lost as lost:
+                if attempts <= 0:
+                    raise LedgerError(
+                        f"ledger {self.url}: the connection was lost during an append,"
+                        f" which was rolled back (nothing was appended): {lost}"
+                    ) from lost
+                attempts -= 1
+            except psycopg.Error as exc:
+                self._release(conn)
+                # Only a conflict (an id stored meanwhile) is worth another look.
+                if moves <= 0 or getattr(exc, "sqlstate", None) not in _CONFLICTS:
+                    raise LedgerError(
+                        f"ledger {self.url}: cannot append: {self._scrub(exc)}"
+                    ) from exc
+                moves -= 1
 
     def _append_requests_once(
         self,
@@ -783,7 +773,7 @@ class PostgresLedger(BaseLedger):
             self._release(conn)
             raise
         if write:
-            results = self._send_requests_write(conn, write.replace("{check}", ""), results, rid)
+            results = self._send_requests_write(conn, write, results, rid)
             self._tail = (frontier.size, frontier)
         else:
             self._release(conn)
@@ -795,11 +785,12 @@ class PostgresLedger(BaseLedger):
         first: int,
         frontier: Frontier,
         stored: dict[bytes, tuple[Any, ...]],
+        check: str = "",
     ) -> tuple[str, list[Appended | LedgerError], tuple[bytes, int]]:
         """_requests_write extends ``frontier`` with the requests not in ``stored`` and signs.
 
         Returns the write (the entries, the requests' ids and the head, moved
-        only from ``first``, plus ``{check}`` for a further condition, then
+        only from ``first`` and where ``check`` (SQL, `` AND ...``) holds, then
         the COMMIT and the unlock; "" if nothing is to be written), each
         request's result as it will be once the write commits, and the id
         and index of the first request written.
@@ -833,7 +824,7 @@ class PostgresLedger(BaseLedger):
             + ",".join(f"({_hex(rid)},'',{at},{size})" for rid, at in subs)
             + f"), new AS (INSERT INTO ledger_entries (idx, hashes, note, leaf) VALUES {rows}),"
             f" head AS (UPDATE ledger_head SET size = {size}, frontier = {edge}"
-            f" WHERE id = 1 AND size = {first}{{check}} RETURNING 1)"
+            f" WHERE id = 1 AND size = {first}{check} RETURNING 1)"
             " SELECT 1 / (SELECT count(*)::int FROM head)"  # fails unless the head was as read
              + self._commit_sql
         )
