@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,6 +35,23 @@ def vendor_testdata() -> Path | None:
 
 def require_services() -> bool:
     return os.environ.get("PROVGATE_REQUIRE_SERVICES") == "1"
+
+
+def admin(url: str) -> Any:
+    """An autocommit connection to ``url`` of the test's own (not a ledger's)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def lock_waiters(postgres_url: str) -> set[int]:
+    """The backends waiting for an advisory lock (the writers' lock) in that database."""
+    with admin(postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return {int(r[0]) for r in rows}
 
 
 @pytest.fixture

@@ -21,17 +21,13 @@ from prov_core.ledger.merkle import check_inclusion, leaf_hash
 from prov_core.ledger.postgres import PostgresLedger, mask_url
 
 from . import _mp_worker
-from .conftest import ORIGIN, SEED, LedgerFactory
+from .conftest import ORIGIN, SEED, LedgerFactory, admin, lock_waiters
 from .contract import FailingSigner
 
 try:
     import psycopg
 except ImportError:  # the postgres_url fixture skips (or, in CI, fails) the tests needing it
     psycopg = None
-
-
-def admin(url: str) -> Any:
-    return psycopg.connect(url, autocommit=True)
 
 
 def test_schema_is_migrated_on_open(postgres_factory: LedgerFactory, postgres_url: str) -> None:
@@ -406,16 +402,6 @@ def pending(postgres_url: str) -> int:
     with admin(postgres_url) as conn:
         row = conn.execute("SELECT count(*) FROM ledger_submissions WHERE first_idx IS NULL")
         return int(row.fetchone()[0])
-
-
-def lock_waiters(postgres_url: str) -> set[int]:
-    """The backends waiting for the writers' lock."""
-    with admin(postgres_url) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        return {int(r[0]) for r in rows}
 
 
 class Appender(threading.Thread):

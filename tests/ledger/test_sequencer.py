@@ -29,6 +29,7 @@ import pytest
 
 from prov_core.errors import InputError, LedgerError
 from prov_core.ledger import NoteSigner, NoteVerifier, audit_log, open_checkpoint
+from prov_core.ledger._postgres_schema import WRITERS_LOCK
 from prov_core.ledger.base import MAX_LEAF_BYTES, Appended
 from prov_core.ledger.merkle import check_inclusion, leaf_hash
 from prov_core.ledger.postgres import PostgresLedger
@@ -40,13 +41,8 @@ from prov_core.ledger.sequencer import (
 )
 
 from . import _mp_worker
-from .conftest import ORIGIN, SEED, LedgerFactory
+from .conftest import ORIGIN, SEED, LedgerFactory, admin, lock_waiters
 from .contract import BATCHES, FailingSigner, LedgerContract, fill
-
-try:
-    import psycopg
-except ImportError:  # the postgres_url fixture skips (or, in CI, fails) the tests needing it
-    psycopg = None
 
 REPO = Path(__file__).resolve().parents[2]
 _U32 = struct.Struct(">I")
@@ -54,10 +50,6 @@ MAX_FRAME = 64 * 1024 * 1024  # the module docstring's limit on one request
 
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def admin(url: str) -> Any:
-    return psycopg.connect(url, autocommit=True)
 
 
 def wait_until(what: str, check: Callable[[], bool], seconds: float = 60) -> None:
@@ -880,19 +872,6 @@ def test_port_zero_is_any_free_port() -> None:
 
 # -- the review's findings -------------------------------------------------------------
 
-WRITERS_KEY = 0x70726F76_68656164  # prov_core.ledger._postgres_schema.WRITERS_LOCK
-
-
-def waiting_for_the_writers_lock(url: str) -> set[int]:
-    """The pids of sessions waiting (not yet granted) for the writers' advisory lock."""
-    with admin(url) as db:
-        rows = db.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND classid = %s AND objid = %s",
-            ((WRITERS_KEY >> 32) & 0xFFFFFFFF, WRITERS_KEY & 0xFFFFFFFF),
-        ).fetchall()
-    return {r[0] for r in rows}
-
 
 def test_a_lost_batch_whose_first_request_was_withdrawn_is_not_reported_written(
     postgres_url: str, signer: NoteSigner, verifier: NoteVerifier
@@ -904,7 +883,7 @@ def test_a_lost_batch_whose_first_request_was_withdrawn_is_not_reported_written(
     writer = PostgresLedger(postgres_url, ORIGIN, signer)
     seq.append_requests([(os.urandom(16), [b"warm"])])  # it keeps the head: one round trip next
     holder = admin(postgres_url)
-    holder.execute(f"SELECT pg_advisory_lock({WRITERS_KEY})")  # e.g. a reserve() block
+    holder.execute(f"SELECT pg_advisory_lock({WRITERS_LOCK})")  # e.g. a reserve() block
     a, b = os.urandom(16), os.urandom(16)
     out: dict[str, Any] = {}
 
@@ -918,16 +897,16 @@ def test_a_lost_batch_whose_first_request_was_withdrawn_is_not_reported_written(
     thread.start()
     try:
         old = seq._conn.info.backend_pid  # type: ignore[union-attr]
-        wait_until("the batch waits", lambda: old in waiting_for_the_writers_lock(postgres_url))
+        wait_until("the batch waits", lambda: old in lock_waiters(postgres_url))
         with admin(postgres_url) as db:
             db.execute("SELECT pg_terminate_backend(%s, 5000)", (old,))
         wait_until(
             "the lost batch is being looked up",
-            lambda: any(p != old for p in waiting_for_the_writers_lock(postgres_url)),
+            lambda: any(p != old for p in lock_waiters(postgres_url)),
         )
         assert writer.withdraw_request(a) is None  # A's writer got no answer: it settles
     finally:
-        holder.execute(f"SELECT pg_advisory_unlock({WRITERS_KEY})")
+        holder.execute(f"SELECT pg_advisory_unlock({WRITERS_LOCK})")
         thread.join(60)
     results = out.get("results")
     if results is not None:  # redone the long way: A refused, B appended where it says
@@ -954,7 +933,7 @@ def test_an_interrupted_append_does_not_shift_the_next_answers(
     with SequencedLedger(postgres_url, ORIGIN, signer, sequencer=address_of(server)) as ledger:
         ledger.append([b"warm"])
         holder = admin(postgres_url)
-        holder.execute(f"SELECT pg_advisory_lock({WRITERS_KEY})")  # the sequencer is slow
+        holder.execute(f"SELECT pg_advisory_lock({WRITERS_LOCK})")  # the sequencer is slow
 
         def interrupt(*_: object) -> None:
             raise KeyboardInterrupt
@@ -967,7 +946,7 @@ def test_an_interrupted_append_does_not_shift_the_next_answers(
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-            holder.execute(f"SELECT pg_advisory_unlock({WRITERS_KEY})")
+            holder.execute(f"SELECT pg_advisory_unlock({WRITERS_LOCK})")
             holder.close()
         for leaf in (b"second", b"third"):
             got = ledger.append([leaf])
@@ -983,14 +962,14 @@ def test_a_writer_reset_mid_batch_or_not_reading_does_not_stop_the_sequencer(
     """A writer whose connection is reset while its batch is written, and one that sends
     requests and never reads the answers, are hung up on; the sequencer keeps serving."""
     holder = admin(postgres_url)
-    holder.execute(f"SELECT pg_advisory_lock({WRITERS_KEY})")
+    holder.execute(f"SELECT pg_advisory_lock({WRITERS_LOCK})")
     reset = socket.create_connection(server.address)
     reset.sendall(request_frame(os.urandom(16), [b"reset"]))
     backend = server.ledger._conn.info.backend_pid  # type: ignore[union-attr]
-    wait_until("the batch waits", lambda: backend in waiting_for_the_writers_lock(postgres_url))
+    wait_until("the batch waits", lambda: backend in lock_waiters(postgres_url))
     reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     reset.close()  # RST while it is written
-    holder.execute(f"SELECT pg_advisory_unlock({WRITERS_KEY})")
+    holder.execute(f"SELECT pg_advisory_unlock({WRITERS_LOCK})")
     holder.close()
     deaf = socket.create_connection(server.address)
     deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
